@@ -1,0 +1,11 @@
+"""The ASGI app for `relay api` (uvicorn imports it in every API process)."""
+
+from __future__ import annotations
+
+from relay.api.app import create_app
+from relay.settings import load_settings
+
+_settings = load_settings()
+if not _settings.database_url:
+    raise SystemExit("relay api: set DATABASE_URL")
+app = create_app(_settings, _settings.database_url)

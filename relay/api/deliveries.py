@@ -1,0 +1,143 @@
+"""`/v1/deliveries`: the delivery log, filtered and paginated, with every attempt (F25)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import groupby
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+from psycopg import AsyncConnection
+
+from relay.api.errors import Problem, problem_responses
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal
+from relay.states import DeliveryState
+
+DeliveryId = Annotated[str, Parameter(max_length=64, description="A delivery id (`dlv_…`).")]
+
+
+class AttemptOut(msgspec.Struct):
+    """One HTTP attempt of a delivery."""
+
+    id: str
+    attempt_number: int
+    started_at: datetime
+    duration_ms: int
+    response_status: int | None
+    response_headers: dict[str, str] | None
+    response_body: str | None
+    error_class: str | None
+    error_message: str | None
+    outcome: DeliveryState
+    next_attempt_at: datetime | None
+
+
+class DeliveryOut(msgspec.Struct):
+    """One event's delivery to one endpoint."""
+
+    id: str
+    event_id: str
+    endpoint_id: str
+    event_type: str
+    status: DeliveryState
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class DeliveryDetail(DeliveryOut):
+    """A delivery with its attempts, oldest first."""
+
+    attempt_log: list[AttemptOut] = []
+
+
+def delivery_out(row: dict[str, Any]) -> DeliveryOut:
+    """Shape a database row for the API; a delivering row's next_attempt_at is a lease, not a schedule."""
+    return DeliveryOut(
+        id=row["id"],
+        event_id=row["event_id"],
+        endpoint_id=row["endpoint_id"],
+        event_type=row["event_type"],
+        status=DeliveryState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=None if row["state"] == DeliveryState.DELIVERING else row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+async def delivery_details(conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]) -> list[DeliveryDetail]:
+    """Attach every attempt to each delivery row with one query."""
+    attempts = await fetch_all(
+        conn, "attempts_of_deliveries", {"tenant_id": tenant_id, "delivery_ids": [row["id"] for row in rows]}
+    )
+    by_delivery = {
+        delivery_id: [msgspec.convert(a, AttemptOut, from_attributes=False) for a in group]
+        for delivery_id, group in groupby(attempts, key=lambda a: a.pop("delivery_id"))
+    }
+    return [
+        DeliveryDetail(**msgspec.structs.asdict(delivery_out(row)), attempt_log=by_delivery.get(row["id"], []))
+        for row in rows
+    ]
+
+
+class DeliveryController(Controller):
+    """Deliveries of the calling tenant."""
+
+    path = "/v1/deliveries"
+    tags = ["deliveries"]
+
+    @get("/", operation_id="listDeliveries", responses=problem_responses(400, 401))
+    async def list(
+        self,
+        request: Request,
+        principal: Principal,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        status: DeliveryState | None = None,
+        endpoint_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        event_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        event_type: Annotated[str | None, Parameter(max_length=255)] = None,
+        since: Annotated[datetime | None, Parameter(description="Created at or after (ISO 8601).")] = None,
+        until: Annotated[datetime | None, Parameter(description="Created before (ISO 8601).")] = None,
+    ) -> Page[DeliveryOut]:
+        """List deliveries, newest first, filtered by status, endpoint, event, event type and time."""
+        async with request.app.state.pool.connection() as conn:
+            rows = await fetch_all(
+                conn,
+                "list_deliveries",
+                {
+                    "tenant_id": principal.tenant_id,
+                    "cursor": cursor,
+                    "limit": limit + 1,
+                    "state": status.value if status else None,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "since": since,
+                    "until": until,
+                },
+            )
+        items = [delivery_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+
+    @get("/{delivery_id:str}", operation_id="getDelivery", responses=problem_responses(401, 404))
+    async def read(self, request: Request, principal: Principal, delivery_id: DeliveryId) -> DeliveryDetail:
+        """Read one delivery with every attempt."""
+        async with request.app.state.pool.connection() as conn:
+            row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
+            if row is None:
+                raise Problem(404, f"No delivery {delivery_id!r}.")
+            (detail,) = await delivery_details(conn, principal.tenant_id, [row])
+        return detail

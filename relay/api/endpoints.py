@@ -1,0 +1,237 @@
+"""`/v1/endpoints`: register, list, read, change and delete webhook endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.params import Parameter
+from msgspec import UNSET, Meta, UnsetType
+from psycopg.types.json import Jsonb
+
+from relay.api.errors import Problem, problem_responses
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.sql import fetch_all, fetch_one, queries
+from relay.db.tenants import Principal
+from relay.ids import new_id
+from relay.signing import new_secret
+
+Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
+EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]
+Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+HeaderName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]
+HeaderValue = Annotated[str, Meta(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
+Timeout = Annotated[float, Meta(ge=1, le=60, description="Seconds the whole attempt may take (1-60).")]
+Secret = Annotated[str, Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
+Description = Annotated[str, Meta(max_length=1024)]
+EndpointId = Annotated[str, Parameter(max_length=64, description="An endpoint id (`ep_…`).")]
+
+# Headers Relay sets itself (F6, F7); an endpoint may not replace them.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "user-agent", "host", "connection", "transfer-encoding",
+     "webhook-id", "webhook-timestamp", "webhook-signature", "x-relay-signature"}
+)
+
+
+class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new endpoint. Empty `event_types` receives every type; `invoice.*` every type under `invoice.`."""
+
+    url: Url
+    description: Description = ""
+    event_types: Annotated[list[EventTypeFilter], Meta(max_length=100)] = []
+    channels: Annotated[list[Channel], Meta(max_length=20)] = []
+    headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=20)] = {}
+    enabled: bool = True
+    timeout_seconds: Timeout | None = None
+    secret: Secret | None = None
+
+
+class EndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change; omitted fields stay as they are."""
+
+    url: Url | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    event_types: Annotated[list[EventTypeFilter], Meta(max_length=100)] | UnsetType = UNSET
+    channels: Annotated[list[Channel], Meta(max_length=20)] | UnsetType = UNSET
+    headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=20)] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    timeout_seconds: Timeout | UnsetType = UNSET
+
+
+class EndpointOut(msgspec.Struct):
+    """An endpoint as the API shows it (the secret only at creation and via `/secret`)."""
+
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    channels: list[str]
+    headers: dict[str, str]
+    enabled: bool
+    disabled_reason: str | None
+    timeout_seconds: float
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointCreated(EndpointOut):
+    """The created endpoint with its signing secret."""
+
+    secret: str = ""
+
+
+class EndpointSecret(msgspec.Struct):
+    """An endpoint's current signing secret."""
+
+    key: str
+
+
+def endpoint_out(row: dict[str, Any]) -> EndpointOut:
+    """Shape a database row for the API."""
+    return EndpointOut(
+        id=row["id"],
+        url=row["url"],
+        description=row["description"],
+        event_types=row["event_types"],
+        channels=row["channels"],
+        headers=row["headers"],
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        timeout_seconds=row["timeout_ms"] / 1000,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def check_url(url: str) -> None:
+    """Reject URLs that parse but cannot be delivered to."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Problem(422, f"The URL is not valid: {exc}.", field="$.url") from None
+    if not parts.hostname or (port is not None and port == 0):
+        raise Problem(422, "The URL needs a host.", field="$.url")
+    if parts.username or parts.password:
+        raise Problem(422, "Put credentials in custom headers, not in the URL.", field="$.url")
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Reject custom headers that would replace Relay's own."""
+    for name in headers:
+        if name.lower() in RESERVED_HEADERS:
+            raise Problem(422, f"Header {name!r} is set by Relay and cannot be overridden.", field=f"$.headers.{name}")
+
+
+def not_found(endpoint_id: str) -> Problem:
+    """The answer for an endpoint that does not exist or belongs to another tenant."""
+    return Problem(404, f"No endpoint {endpoint_id!r}.")
+
+
+class EndpointController(Controller):
+    """Webhook endpoints of the calling tenant."""
+
+    path = "/v1/endpoints"
+    tags = ["endpoints"]
+
+    @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
+    async def create(self, request: Request, principal: Principal, data: EndpointCreate) -> EndpointCreated:
+        """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
+        check_url(data.url)
+        check_headers(data.headers)
+        timeout = data.timeout_seconds or request.app.state.settings.default_timeout_seconds
+        async with request.app.state.pool.connection() as conn:
+            row = await fetch_one(
+                conn,
+                "insert_endpoint",
+                {
+                    "id": new_id("ep"),
+                    "tenant_id": principal.tenant_id,
+                    "url": data.url,
+                    "description": data.description,
+                    "secret": data.secret or new_secret(),
+                    "event_types": sorted(set(data.event_types)),
+                    "channels": sorted(set(data.channels)),
+                    "headers": Jsonb(data.headers),
+                    "enabled": data.enabled,
+                    "timeout_ms": int(timeout * 1000),
+                },
+            )
+        assert row is not None
+        return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row)), secret=row["secret"])
+
+    @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
+    async def list(self, request: Request, principal: Principal, limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
+        """List endpoints, newest first."""
+        async with request.app.state.pool.connection() as conn:
+            rows = await fetch_all(
+                conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
+            )
+        items = [endpoint_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+
+    @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
+    async def read(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> EndpointOut:
+        """Read one endpoint."""
+        async with request.app.state.pool.connection() as conn:
+            row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
+        if row is None:
+            raise not_found(endpoint_id)
+        return endpoint_out(row)
+
+    @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
+    async def secret(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> EndpointSecret:
+        """Read an endpoint's signing secret."""
+        async with request.app.state.pool.connection() as conn:
+            row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
+        if row is None:
+            raise not_found(endpoint_id)
+        return EndpointSecret(key=row["secret"])
+
+    @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
+    async def update(self, request: Request, principal: Principal, endpoint_id: EndpointId, data: EndpointUpdate) -> EndpointOut:
+        """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
+        if data.url is not UNSET:
+            check_url(data.url)
+        if data.headers is not UNSET:
+            check_headers(data.headers)
+
+        def given(value: Any) -> Any:
+            return None if value is UNSET else value
+
+        params = {
+            "tenant_id": principal.tenant_id,
+            "id": endpoint_id,
+            "url": given(data.url),
+            "description": given(data.description),
+            "event_types": None if data.event_types is UNSET else sorted(set(data.event_types)),
+            "channels": None if data.channels is UNSET else sorted(set(data.channels)),
+            "headers": None if data.headers is UNSET else Jsonb(data.headers),
+            "timeout_ms": None if data.timeout_seconds is UNSET else int(data.timeout_seconds * 1000),
+            "enabled": given(data.enabled),
+        }
+        async with request.app.state.pool.connection() as conn, conn.transaction():
+            row = await fetch_one(conn, "update_endpoint", params)
+            if row is None:
+                raise not_found(endpoint_id)
+            if data.enabled is False:
+                await conn.execute(
+                    queries["kill_open_deliveries_of_endpoint"],
+                    {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "endpoint disabled"},
+                )
+        return endpoint_out(row)
+
+    @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
+    async def remove(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> None:
+        """Delete an endpoint; its delivery history stays readable, its pending deliveries become dead."""
+        async with request.app.state.pool.connection() as conn, conn.transaction():
+            row = await fetch_one(conn, "delete_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
+            if row is None:
+                raise not_found(endpoint_id)
+            await conn.execute(
+                queries["kill_open_deliveries_of_endpoint"],
+                {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "endpoint deleted"},
+            )

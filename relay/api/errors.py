@@ -1,0 +1,117 @@
+"""Problem documents (RFC 9457, application/problem+json) for every error the API answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger("relay.api")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class FieldError(msgspec.Struct):
+    """One invalid field: where it is (`$.events[3].type`) and what is wrong."""
+
+    field: str
+    message: str
+
+
+class ProblemDocument(msgspec.Struct, omit_defaults=True):
+    """The body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = [FieldError(field, detail)] if field else []
+        self.headers = headers or {}
+
+
+def problem_response(status: int, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> Response[ProblemDocument]:
+    """Build the response for a problem."""
+    title = _TITLES.get(status, "Error")
+    doc = ProblemDocument(
+        type=f"https://relay.dev/problems/{title.lower().replace(' ', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        errors=errors or [],
+    )
+    return Response(doc, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def from_validation_error(exc: msgspec.ValidationError) -> Problem:
+    """Turn msgspec's "Expected `str`, got `int` - at `$.type`" into a problem naming the field."""
+    text = str(exc)
+    message, _, where = text.partition(" - at `")
+    problem = Problem(422, message)
+    problem.errors = [FieldError(where.rstrip("`") or "$", message)]
+    return problem
+
+
+def _handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ProblemDocument]:
+    return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+
+
+def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDocument]:
+    errors = []
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                errors.append(FieldError(str(item.get("key") or item.get("source") or "$"), str(item.get("message", ""))))
+    detail = exc.detail
+    if exc.status_code == 404 and detail in ("Not Found", ""):
+        detail = "No such resource."
+    return problem_response(exc.status_code, detail, errors, exc.headers)
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDocument]:
+    # Log the type and route only: the exception text may quote request data.
+    log.error("api.unhandled_error", path=request.url.path, method=request.method, error_type=type(exc).__name__)
+    return problem_response(500, "Relay hit an unexpected error; it has been logged.")
+
+
+exception_handlers = {
+    Problem: _handle_problem,
+    HTTPException: _handle_http,
+    Exception: _handle_unexpected,
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """Document problem responses in the OpenAPI schema."""
+    return {
+        status: ResponseSpec(data_container=ProblemDocument, description=_TITLES[status], media_type=PROBLEM_MEDIA_TYPE)
+        for status in statuses
+    }

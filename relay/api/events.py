@@ -1,0 +1,223 @@
+"""`/v1/events`: accept events for fan-out (single and batch) and read them back with their deliveries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from msgspec import Meta
+
+from relay.api.deliveries import DeliveryDetail, delivery_details
+from relay.api.errors import Problem, problem_responses
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, request_hash
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal
+from relay.envelope import build_envelope, payload_of
+from relay.ids import new_id
+
+EventType = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")]
+Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=255)]
+EventId = Annotated[str, Parameter(max_length=64, description="An event id (`evt_…`).")]
+
+
+class EventCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """An event to deliver to every enabled endpoint whose filters match (or to `endpoint_id` only)."""
+
+    type: EventType
+    payload: dict[str, Any]
+    idempotency_key: IdempotencyKey | None = None
+    endpoint_id: Annotated[str, Meta(max_length=64)] | None = None
+    channels: Annotated[list[Channel], Meta(max_length=10)] | None = None
+
+
+class EventBatchCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 1,000 events stored in one transaction."""
+
+    events: Annotated[list[EventCreate], Meta(min_length=1)]
+
+
+class EventAccepted(msgspec.Struct):
+    """An accepted event and the number of deliveries it made."""
+
+    id: str
+    deliveries: int
+
+
+class EventBatchAccepted(msgspec.Struct):
+    """One answer per submitted event, in request order."""
+
+    events: list[EventAccepted]
+
+
+class EventOut(msgspec.Struct):
+    """A stored event."""
+
+    id: str
+    type: str
+    channels: list[str]
+    timestamp: datetime
+    idempotency_key: str | None
+    payload: msgspec.Raw
+
+
+class EventDetail(EventOut):
+    """A stored event with its deliveries and their attempts."""
+
+    deliveries: list[DeliveryDetail] = []
+
+
+# Litestar validates the body against EventCreate (and documents it); the payload's exact
+# bytes are then taken from the same body with this cheap second pass, since `data` must
+# reach receivers byte for byte as submitted.
+class _RawEvent(msgspec.Struct):
+    payload: msgspec.Raw
+
+
+class _RawBatch(msgspec.Struct):
+    events: list[_RawEvent]
+
+
+def _new_event(item: EventCreate, payload: bytes, idempotency_key: str | None) -> NewEvent:
+    channels = tuple(sorted(set(item.channels or ())))
+    created_at = datetime.now(UTC)
+    event_id = new_id("evt")
+    return NewEvent(
+        id=event_id,
+        type=item.type,
+        channels=channels,
+        body=build_envelope(event_id, item.type, created_at, payload),
+        idempotency_key=idempotency_key,
+        endpoint_id=item.endpoint_id,
+        created_at=created_at,
+        request_hash=request_hash(item.type, payload, channels, item.endpoint_id),
+    )
+
+
+def _checked_payload(raw: msgspec.Raw, limit: int, where: str) -> bytes:
+    payload = bytes(raw)
+    if len(payload) > limit:
+        raise Problem(413, f"The payload is {len(payload)} bytes; the limit is {limit}.", field=where)
+    return payload
+
+
+async def _store(request: Request, principal: Principal, events: list[NewEvent]) -> list[Accepted]:
+    async with request.app.state.pool.connection() as conn:
+        targets = {event.endpoint_id for event in events if event.endpoint_id}
+        if targets:
+            rows = await fetch_all(conn, "existing_endpoints", {"tenant_id": principal.tenant_id, "ids": list(targets)})
+            missing = targets - {row["id"] for row in rows}
+            if missing:
+                raise Problem(422, f"No endpoint {sorted(missing)[0]!r}.", field="endpoint_id")
+        try:
+            return await insert_events(conn, principal.tenant_id, events)
+        except IdempotencyConflict as exc:
+            raise Problem(
+                409, f"Idempotency key {exc.key!r} was already used with a different request."
+            ) from None
+
+
+class EventController(Controller):
+    """Events of the calling tenant."""
+
+    path = "/v1/events"
+    tags = ["events"]
+
+    @post(
+        "/",
+        operation_id="createEvent",
+        status_code=202,
+        responses=problem_responses(400, 401, 409, 413, 422),
+    )
+    async def create(
+        self,
+        request: Request,
+        principal: Principal,
+        data: EventCreate,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)] = None,
+    ) -> Response[EventAccepted]:
+        """Accept one event for delivery; answers 200 with the original for a repeated idempotency key."""
+        settings = request.app.state.settings
+        if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
+            raise Problem(422, "The Idempotency-Key header and the body's idempotency_key differ.", field="$.idempotency_key")
+        raw = msgspec.json.decode(await request.body(), type=_RawEvent)
+        payload = _checked_payload(raw.payload, settings.max_payload_bytes, "$.payload")
+        event = _new_event(data, payload, data.idempotency_key or idempotency_key)
+        (accepted,) = await _store(request, principal, [event])
+        return Response(
+            EventAccepted(id=accepted.id, deliveries=accepted.deliveries), status_code=202 if accepted.created else 200
+        )
+
+    @post(
+        "/batch",
+        operation_id="createEventBatch",
+        status_code=202,
+        responses=problem_responses(400, 401, 409, 413, 422),
+    )
+    async def create_batch(self, request: Request, principal: Principal, data: EventBatchCreate) -> EventBatchAccepted:
+        """Accept up to 1,000 events in one transaction; answers in request order."""
+        settings = request.app.state.settings
+        if len(data.events) > settings.max_batch_events:
+            raise Problem(422, f"A batch holds at most {settings.max_batch_events} events.", field="$.events")
+        keys = [item.idempotency_key for item in data.events if item.idempotency_key]
+        if len(keys) != len(set(keys)):
+            raise Problem(422, "Two events in the batch share an idempotency key.", field="$.events")
+        raw = msgspec.json.decode(await request.body(), type=_RawBatch)
+        events = [
+            _new_event(
+                item,
+                _checked_payload(raw_item.payload, settings.max_payload_bytes, f"$.events[{index}].payload"),
+                item.idempotency_key,
+            )
+            for index, (item, raw_item) in enumerate(zip(data.events, raw.events, strict=True))
+        ]
+        accepted = await _store(request, principal, events)
+        return EventBatchAccepted(events=[EventAccepted(id=a.id, deliveries=a.deliveries) for a in accepted])
+
+    @get("/", operation_id="listEvents", responses=problem_responses(400, 401))
+    async def list(
+        self,
+        request: Request,
+        principal: Principal,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        event_type: Annotated[str | None, Parameter(max_length=255)] = None,
+    ) -> Page[EventOut]:
+        """List events, newest first."""
+        async with request.app.state.pool.connection() as conn:
+            rows = await fetch_all(
+                conn,
+                "list_events",
+                {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "event_type": event_type},
+            )
+        items = [_event_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+
+    @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
+    async def read(self, request: Request, principal: Principal, event_id: EventId) -> EventDetail:
+        """Read an event with its deliveries and every attempt."""
+        async with request.app.state.pool.connection() as conn:
+            row = await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id})
+            if row is None:
+                raise Problem(404, f"No event {event_id!r}.")
+            deliveries = await fetch_all(
+                conn, "deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id}
+            )
+            details = await delivery_details(conn, principal.tenant_id, deliveries)
+        event = _event_out(row)
+        return EventDetail(**msgspec.structs.asdict(event), deliveries=details)
+
+
+def _event_out(row: dict[str, Any]) -> EventOut:
+    return EventOut(
+        id=row["id"],
+        type=row["type"],
+        channels=row["channels"],
+        timestamp=row["created_at"],
+        idempotency_key=row["idempotency_key"],
+        payload=payload_of(row["body"]),
+    )

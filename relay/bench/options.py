@@ -1,0 +1,19 @@
+"""Command-line options of `relay bench`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the bench flags to `parser`."""
+    parser.add_argument("--events", type=int, default=5000, help="events sent one per request (default 5000)")
+    parser.add_argument("--batch-events", type=int, default=20000, help="events sent through /v1/events/batch (default 20000)")
+    parser.add_argument("--batch-size", type=int, default=500, help="events per batch request (default 500)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent ingest requests (default 32)")
+    parser.add_argument("--fanout", type=int, default=1, help="endpoints each event is delivered to (default 1)")
+    parser.add_argument("--api-workers", type=int, default=1, help="relay api processes (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="relay worker processes (default 1)")
+    parser.add_argument("--payload-bytes", type=int, default=256, help="approximate payload size (default 256)")
+    parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -1,0 +1,198 @@
+"""The `relay` command: dev, api, worker, migrate, tenant, db-url, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+
+from relay.settings import Settings, load_settings
+
+
+def resolve_database(settings: Settings) -> str:
+    """Return DATABASE_URL, or start (or join) the embedded PostgreSQL and return its URL."""
+    if settings.database_url:
+        return settings.database_url
+    from relay.embedded import embedded_url
+
+    return embedded_url(settings.home)
+
+
+def _require_database_url(settings: Settings, command: str) -> str:
+    if not settings.database_url:
+        raise SystemExit(f"relay {command}: set DATABASE_URL (or use `relay dev`, which runs an embedded PostgreSQL)")
+    return settings.database_url
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from relay.db.migrate import migrate
+
+    conninfo = _require_database_url(settings, "migrate") if not args.embedded else resolve_database(settings)
+    applied = migrate(conninfo)
+    print(json.dumps({"applied": applied}))
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> None:
+    import psycopg
+
+    from relay.db.migrate import migrate
+    from relay.db.tenants import create_tenant
+
+    conninfo = resolve_database(settings)
+    if not settings.database_url:
+        migrate(conninfo)  # the embedded database may be brand new
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        tenant_id, api_key = create_tenant(conn, args.name)
+    print(json.dumps({"tenant_id": tenant_id, "api_key": api_key}))
+
+
+def cmd_db_url(args: argparse.Namespace, settings: Settings) -> None:
+    print(resolve_database(settings))
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from relay.log import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    _require_database_url(settings, "api")
+    uvicorn.run(
+        "relay.api.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop" if _has_uvloop() else "asyncio",
+        http="httptools",
+        lifespan="on",
+    )
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from relay.log import configure_logging
+    from relay.worker.run import install_stop_signals, run_worker
+
+    configure_logging(settings.log_format, settings.log_level)
+    conninfo = _require_database_url(settings, "worker")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_worker(settings, conninfo, stop, concurrency=args.concurrency)
+
+    _run(main())
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    import structlog
+    import uvicorn
+
+    from relay.api.app import create_app
+    from relay.db.migrate import migrate
+    from relay.log import configure_logging
+    from relay.worker.run import install_stop_signals, run_worker
+
+    configure_logging("console" if settings.log_format == "auto" else settings.log_format, settings.log_level)
+    log = structlog.get_logger("relay.dev")
+    conninfo = resolve_database(settings)
+    migrate(conninfo)
+    where = "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL under {settings.home}"
+    log.info("relay.dev.started", api=f"http://{args.host}:{args.port}", database=where, docs=f"http://{args.host}:{args.port}/schema")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        config = uvicorn.Config(
+            create_app(settings, conninfo), host=args.host, port=args.port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        install_stop_signals(stop)
+        api = asyncio.create_task(server.serve())
+        worker = asyncio.create_task(run_worker(settings, conninfo, stop, concurrency=args.concurrency))
+        await stop.wait()
+        server.should_exit = True
+        await asyncio.gather(api, worker, return_exceptions=True)
+        log.info("relay.dev.stopped")
+
+    _run(main())
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> None:
+    from relay.bench.run import run_bench
+
+    sys.exit(run_bench(args, settings))
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _run(coro: object) -> None:
+    if _has_uvloop():
+        import uvloop
+
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(coro)  # type: ignore[arg-type]
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser (the command names and flags are a contract)."""
+    parser = argparse.ArgumentParser(prog="relay", description="Webhook delivery on PostgreSQL alone.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run API and worker together (embedded PostgreSQL unless DATABASE_URL is set)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)")
+    dev.set_defaults(func=cmd_dev)
+
+    api = commands.add_parser("api", help="run the HTTP API (needs DATABASE_URL)")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="API processes")
+    api.set_defaults(func=cmd_api)
+
+    worker = commands.add_parser("worker", help="run the delivery worker (needs DATABASE_URL)")
+    worker.add_argument("--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (needs DATABASE_URL)")
+    migrate.add_argument("--embedded", action="store_true", help="migrate the embedded database of `relay dev`")
+    migrate.set_defaults(func=cmd_migrate)
+
+    tenant = commands.add_parser("tenant", help="manage tenants")
+    tenant_commands = tenant.add_subparsers(dest="tenant_command", required=True, metavar="ACTION")
+    create = tenant_commands.add_parser("create", help="create a tenant and its first API key; prints JSON")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_tenant_create)
+
+    db_url = commands.add_parser("db-url", help="print the database URL (starts the embedded PostgreSQL if needed)")
+    db_url.set_defaults(func=cmd_db_url)
+
+    from relay.bench.options import add_bench_arguments
+
+    bench = commands.add_parser("bench", help="measure ingest and delivery throughput end to end")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the `relay` command line."""
+    args = build_parser().parse_args(argv)
+    args.func(args, load_settings())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Database access: the pool, the migrations runner, the SQL loader and one module per table."""

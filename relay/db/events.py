@@ -1,0 +1,94 @@
+"""Events: store them with their fan-out in one statement, with idempotency (F1, F2, F3)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from relay.db.sql import fetch_all, queries
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event ready to store: its id, envelope bytes and routing."""
+
+    id: str
+    type: str
+    channels: tuple[str, ...]
+    body: bytes
+    idempotency_key: str | None
+    endpoint_id: str | None
+    created_at: datetime
+    request_hash: bytes
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer for one event: its id, how many deliveries it made, and whether it is new."""
+
+    id: str
+    deliveries: int
+    created: bool
+
+
+class IdempotencyConflict(Exception):
+    """An idempotency key was used before with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def request_hash(event_type: str, payload: bytes, channels: tuple[str, ...], endpoint_id: str | None) -> bytes:
+    """Fingerprint what a request asks for, to tell a retried request from a reused key."""
+    digest = hashlib.sha256()
+    for part in (event_type.encode(), payload, ",".join(channels).encode(), (endpoint_id or "").encode()):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewEvent]) -> list[Accepted]:
+    """Store events and their deliveries in one transaction; return one answer per event, in order.
+
+    An event whose idempotency key was already used with the same request answers
+    with the original; with a different request the whole call raises
+    IdempotencyConflict and nothing is stored.
+    """
+    async with conn.transaction():
+        cursor = await conn.execute(
+            queries["insert_events"],
+            {
+                "tenant_id": tenant_id,
+                "ids": [e.id for e in events],
+                "types": [e.type for e in events],
+                "channels": [",".join(e.channels) for e in events],
+                "bodies": [e.body for e in events],
+                "idempotency_keys": [e.idempotency_key for e in events],
+                "request_hashes": [e.request_hash for e in events],
+                "endpoint_ids": [e.endpoint_id for e in events],
+                "created_at": [e.created_at for e in events],
+            },
+        )
+        rows = await cursor.fetchall()
+        answers = [Accepted(id=row[0], deliveries=row[2], created=row[1]) for row in rows]
+        replayed = [event for event, answer in zip(events, answers, strict=True) if not answer.created]
+        if not replayed:
+            return answers
+        originals = {
+            row["idempotency_key"]: row
+            for row in await fetch_all(
+                conn, "events_by_idempotency_key", {"tenant_id": tenant_id, "keys": [e.idempotency_key for e in replayed]}
+            )
+        }
+        for index, event in enumerate(events):
+            if answers[index].created:
+                continue
+            original = originals[event.idempotency_key]
+            if original["request_hash"] != event.request_hash:
+                raise IdempotencyConflict(event.idempotency_key or "")
+            answers[index] = Accepted(id=original["id"], deliveries=original["deliveries"], created=False)
+        return answers

@@ -1,0 +1,54 @@
+"""Load `sql/queries/*.sql` into a dict of named queries (`-- name: claim_due_deliveries` blocks)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+import relay
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def sql_dir() -> Path:
+    """Return the `sql/` folder: packaged inside `relay/` in a wheel, beside it in a checkout."""
+    packaged = Path(relay.__file__).parent / "sql"
+    return packaged if packaged.is_dir() else Path(relay.__file__).parent.parent / "sql"
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """Split one file's text into {name: query} at each `-- name:` line."""
+    parts = _NAME.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def load_queries(folder: Path) -> dict[str, str]:
+    """Read every .sql file in `folder`; a name defined twice is an error."""
+    queries: dict[str, str] = {}
+    for path in sorted(folder.glob("*.sql")):
+        for name, body in parse_queries(path.read_text()).items():
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice (again in {path.name})")
+            queries[name] = body
+    return queries
+
+
+queries = load_queries(sql_dir() / "queries")
+
+
+async def fetch_all(conn: AsyncConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run named query `name` and return its rows as dicts."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(queries[name], params)
+    return await cursor.fetchall()
+
+
+async def fetch_one(conn: AsyncConnection, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Run named query `name` and return its first row as a dict, or None."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(queries[name], params)
+    return await cursor.fetchone()

@@ -1,0 +1,62 @@
+"""Tenants and their API keys (stored as SHA-256 hashes, shown once)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+
+from relay.db.sql import queries
+from relay.ids import new_id
+
+KEY_PREFIX = "rly_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant every query of the request is scoped to, and the key used."""
+
+    tenant_id: str
+    key_id: str
+
+
+def hash_key(api_key: str) -> bytes:
+    """Return the stored form of an API key.
+
+    A fast hash is right here (unlike passwords): keys are 190 random bits, so
+    there is nothing to brute-force, and every request pays for the hash.
+    """
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+def new_api_key() -> str:
+    """Return a fresh API key: a recognisable prefix and 32 random url-safe characters."""
+    return KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def create_tenant(conn: psycopg.Connection, name: str, key_name: str = "default") -> tuple[str, str]:
+    """Create a tenant and its first API key in one transaction; return (tenant_id, api_key)."""
+    tenant_id = new_id("ten")
+    api_key = new_api_key()
+    with conn.transaction():
+        conn.execute(queries["create_tenant"], {"id": tenant_id, "name": name})
+        conn.execute(
+            queries["create_api_key"],
+            {
+                "id": new_id("key"),
+                "tenant_id": tenant_id,
+                "name": key_name,
+                "prefix": api_key[:12],
+                "key_hash": hash_key(api_key),
+            },
+        )
+    return tenant_id, api_key
+
+
+async def authenticate(conn: psycopg.AsyncConnection, api_key: str) -> Principal | None:
+    """Return the principal of a live key, or None for an unknown or revoked one."""
+    cursor = await conn.execute(queries["authenticate_api_key"], {"key_hash": hash_key(api_key)})
+    row = await cursor.fetchone()
+    return Principal(tenant_id=row[1], key_id=row[0]) if row else None

@@ -1,0 +1,88 @@
+"""Classify one attempt's result and decide the delivery's next state (F9, F11)."""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from dataclasses import dataclass
+
+import aiohttp
+
+from relay.backoff import retry_delay
+from relay.states import DeliveryState
+
+
+class ErrorClass(enum.StrEnum):
+    """Why an attempt failed; stored in attempts.error_class."""
+
+    NETWORK = "network"  # DNS failure, refused or reset connection
+    TIMEOUT = "timeout"  # no complete response within the endpoint's timeout
+    TLS = "tls"  # handshake or certificate failure
+    REDIRECT = "redirect"  # 3xx: redirects are not followed (F9)
+    SERVER_ERROR = "server_error"  # 5xx
+    RATE_LIMITED = "rate_limited"  # 429
+    CLIENT_ERROR = "client_error"  # 4xx other than the retryable ones
+    GONE = "gone"  # 410
+
+
+# 4xx statuses that mean "try again later" rather than "this will never work" (F11).
+RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What happened on the wire: a status, or an error class with a message."""
+
+    status: int | None
+    error_class: ErrorClass | None
+    error_message: str | None
+    response_headers: dict[str, str] | None = None
+    response_body: str | None = None
+
+
+def from_status(status: int) -> ErrorClass | None:
+    """Return the error class of an HTTP status, None for a 2xx."""
+    if 200 <= status < 300:
+        return None
+    if status == 410:
+        return ErrorClass.GONE
+    if status == 429:
+        return ErrorClass.RATE_LIMITED
+    if status >= 500:
+        return ErrorClass.SERVER_ERROR
+    if 300 <= status < 400:
+        return ErrorClass.REDIRECT
+    return ErrorClass.CLIENT_ERROR
+
+
+def from_exception(exc: BaseException) -> ErrorClass:
+    """Return the error class of an exception raised while sending (looks through the cause chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return ErrorClass.TIMEOUT
+        if isinstance(seen, ssl.SSLError | aiohttp.ClientSSLError):
+            return ErrorClass.TLS
+        if isinstance(seen, aiohttp.ServerTimeoutError):
+            return ErrorClass.TIMEOUT
+        seen = seen.__cause__ or seen.__context__
+    return ErrorClass.NETWORK
+
+
+def is_retryable(result: AttemptResult) -> bool:
+    """Tell whether a failed attempt may succeed later (F11: network, timeout, TLS, 3xx, 5xx, 408, 425, 429)."""
+    if result.status is None:
+        return True
+    return result.status >= 500 or result.status in RETRYABLE_4XX or 300 <= result.status < 400
+
+
+def next_state(result: AttemptResult, attempts_made: int, schedule: tuple[float, ...]) -> tuple[DeliveryState, float | None]:
+    """Return the state the delivery moves to after this attempt, and the delay before the next one."""
+    if result.error_class is None:
+        return DeliveryState.SUCCEEDED, None
+    if not is_retryable(result):
+        return DeliveryState.DEAD, None
+    delay = retry_delay(schedule, attempts_made)
+    if delay is None:
+        return DeliveryState.DEAD, None
+    return DeliveryState.RETRYING, delay

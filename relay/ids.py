@@ -1,0 +1,22 @@
+"""Opaque, prefixed, time-ordered ids (`evt_…`, `ep_…`) that sort by creation time."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+PREFIXES = ("ten", "key", "ep", "evt", "dlv", "att")
+
+
+def new_id(prefix: str) -> str:
+    """Return `prefix_` + 12 hex digits of milliseconds + 20 random hex digits.
+
+    The same shape as `relay.new_id()` in SQL, so ids made by either sort together.
+    """
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def looks_like(prefix: str, value: str) -> bool:
+    """Tell whether `value` has the shape of an id with this prefix (cheap check before a lookup)."""
+    body = value[len(prefix) + 1 :]
+    return value.startswith(prefix + "_") and len(body) == 32 and all(c in "0123456789abcdef" for c in body)

@@ -1,0 +1,77 @@
+"""Settings read once from DATABASE_URL and RELAY_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relay.backoff import parse_schedule
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob Relay has; see the README's configuration table."""
+
+    database_url: str | None
+    home: Path
+    max_payload_bytes: int = 256 * 1024
+    max_batch_events: int = 1000
+    max_request_bytes: int = 16 * 1024 * 1024
+    retry_schedule: tuple[float, ...] = field(default_factory=tuple)
+    default_timeout_seconds: float = 15.0
+    max_timeout_seconds: float = 60.0
+    response_body_limit: int = 4096
+    dispatch_concurrency: int = 256
+    claim_batch_size: int = 256
+    poll_interval_seconds: float = 1.0
+    lease_margin_seconds: float = 30.0
+    db_pool_size: int = 8
+    log_format: str = "auto"
+    log_level: str = "info"
+
+
+def load_settings() -> Settings:
+    """Read the environment into a Settings; bad values stop the process with a clear message."""
+    home = Path(os.environ.get("RELAY_HOME") or ".relay").expanduser().resolve()
+    schedule_text = os.environ.get("RELAY_RETRY_SCHEDULE") or "5s,5m,30m,2h,5h,10h,10h"
+    try:
+        schedule = parse_schedule(schedule_text)
+    except ValueError as exc:
+        raise SystemExit(f"RELAY_RETRY_SCHEDULE: {exc}") from None
+    return Settings(
+        database_url=os.environ.get("DATABASE_URL") or None,
+        home=home,
+        max_payload_bytes=_int("RELAY_MAX_PAYLOAD_BYTES", 256 * 1024),
+        max_batch_events=_int("RELAY_MAX_BATCH_EVENTS", 1000),
+        max_request_bytes=_int("RELAY_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
+        retry_schedule=schedule,
+        default_timeout_seconds=_float("RELAY_DEFAULT_TIMEOUT", 15.0),
+        response_body_limit=_int("RELAY_RESPONSE_BODY_LIMIT", 4096),
+        dispatch_concurrency=_int("RELAY_DISPATCH_CONCURRENCY", 256),
+        claim_batch_size=_int("RELAY_CLAIM_BATCH_SIZE", 256),
+        poll_interval_seconds=min(_float("RELAY_POLL_INTERVAL", 1.0), 1.0),
+        db_pool_size=_int("RELAY_DB_POOL_SIZE", 8),
+        log_format=os.environ.get("RELAY_LOG_FORMAT", "auto"),
+        log_level=os.environ.get("RELAY_LOG_LEVEL", "info"),
+    )

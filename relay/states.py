@@ -1,0 +1,69 @@
+"""The delivery state machine: every state, and who moves a delivery in and out of it.
+
+This is the one place the lifecycle is written down. The SQL enum
+`relay.delivery_state` must list exactly these states (a test checks it), and
+every transition below is a guarded `UPDATE … WHERE state = ANY(…)` in
+`sql/queries/deliveries.sql`: an update that matches zero rows lost a race to
+another worker or request and is not an error.
+
+    pending ──claim──▶ delivering ──2xx──▶ succeeded
+       ▲                 │  │
+       │                 │  └──permanent failure / out of retries──▶ dead
+       │                 └──retryable failure──▶ retrying ──claim──▶ delivering
+       └──────────── replay (from succeeded or dead) ◀──────────────────┘
+
+pending     Created by ingest (one row per matching endpoint) or by a replay.
+            Waits for `next_attempt_at`. Left by a dispatcher's claim.
+delivering  A dispatcher holds a lease on it and an HTTP attempt is in flight.
+            `next_attempt_at` is the lease's expiry: if the worker dies, the
+            row is due again then and any dispatcher claims it again.
+            Left when the dispatcher records the attempt's outcome.
+retrying    The last attempt failed with a retryable error and the schedule has
+            another step; `next_attempt_at` is that step. Left by a claim.
+succeeded   An attempt got a 2xx. Terminal, except that a replay re-queues it.
+dead        A permanent failure (non-retryable 4xx, 410) or the schedule ran
+            out. Terminal; listed in the dead letter; a replay re-queues it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a delivery is in its lifecycle (the values are the SQL enum's labels)."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+
+
+S = DeliveryState
+
+# (from, to) -> who makes the move. Nothing else may change a delivery's state.
+TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
+    (S.PENDING, S.DELIVERING): "dispatcher claims a due delivery",
+    (S.RETRYING, S.DELIVERING): "dispatcher claims a due retry",
+    (S.DELIVERING, S.DELIVERING): "dispatcher reclaims a delivery whose lease expired",
+    (S.DELIVERING, S.SUCCEEDED): "dispatcher records a 2xx",
+    (S.DELIVERING, S.RETRYING): "dispatcher records a retryable failure with retries left",
+    (S.DELIVERING, S.DEAD): "dispatcher records a permanent failure or the last retry",
+    (S.SUCCEEDED, S.PENDING): "replay",
+    (S.DEAD, S.PENDING): "replay",
+}
+
+# States a dispatcher may claim from (a delivering row only once its lease expired).
+CLAIMABLE = (S.PENDING, S.RETRYING, S.DELIVERING)
+TERMINAL = (S.SUCCEEDED, S.DEAD)
+
+
+def can_move(source: DeliveryState, target: DeliveryState) -> bool:
+    """Tell whether the lifecycle allows moving from `source` to `target`."""
+    return (source, target) in TRANSITIONS
+
+
+def sources_of(target: DeliveryState) -> tuple[DeliveryState, ...]:
+    """Return every state from which `target` may be reached (the guard of its UPDATE)."""
+    return tuple(source for (source, to) in TRANSITIONS if to == target)

@@ -1,0 +1,1 @@
+"""The worker process: the delivery dispatcher plus procrastinate for periodic and background jobs."""

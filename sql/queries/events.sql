@@ -1,0 +1,62 @@
+-- name: insert_events
+-- Store events and one pending delivery per matching endpoint, and wake the dispatchers,
+-- in one statement (so one transaction): an accepted event cannot exist without its
+-- deliveries, and NOTIFY is only sent when that transaction commits.
+-- Returns one row per incoming event, in order; `inserted` is false for an event whose
+-- idempotency key was already used (the caller then looks the original up).
+WITH incoming AS (
+    SELECT *
+    FROM unnest(%(ids)s::text[], %(types)s::text[], %(channels)s::text[], %(bodies)s::bytea[],
+                %(idempotency_keys)s::text[], %(request_hashes)s::bytea[], %(endpoint_ids)s::text[],
+                %(created_at)s::timestamptz[])
+         WITH ORDINALITY
+         AS t (id, type, channels, body, idempotency_key, request_hash, endpoint_id, created_at, position)
+), inserted AS (
+    INSERT INTO relay.events (id, tenant_id, type, channels, body, idempotency_key, request_hash, created_at)
+    SELECT id, %(tenant_id)s, type, string_to_array(channels, ','), body, idempotency_key, request_hash, created_at
+    FROM incoming
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, type, channels
+), fanned AS (
+    INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, next_attempt_at)
+    SELECT relay.new_id('dlv'), %(tenant_id)s, i.id, ep.id, i.type, 'pending', now()
+    FROM inserted i
+    JOIN incoming t ON t.id = i.id
+    JOIN relay.endpoints ep
+      ON ep.tenant_id = %(tenant_id)s AND ep.enabled AND ep.deleted_at IS NULL
+     AND CASE WHEN t.endpoint_id IS NOT NULL THEN ep.id = t.endpoint_id
+              ELSE relay.type_matches(ep.event_types, i.type)
+                   AND (cardinality(ep.channels) = 0 OR ep.channels && i.channels)
+         END
+    ORDER BY t.position
+    RETURNING event_id
+), counts AS (
+    SELECT event_id, count(*) AS deliveries FROM fanned GROUP BY event_id
+), wake AS (
+    SELECT pg_notify('relay_deliveries', '') AS sent FROM (SELECT 1 FROM fanned LIMIT 1) AS any_delivery
+)
+SELECT t.id, (i.id IS NOT NULL) AS inserted, coalesce(c.deliveries, 0) AS deliveries
+FROM incoming t
+LEFT JOIN inserted i ON i.id = t.id
+LEFT JOIN counts c ON c.event_id = t.id
+LEFT JOIN wake ON true
+ORDER BY t.position;
+
+-- name: events_by_idempotency_key
+-- The originals of replayed requests, with how many deliveries each made.
+SELECT e.id, e.idempotency_key, e.request_hash,
+       (SELECT count(*) FROM relay.deliveries d WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id) AS deliveries
+FROM relay.events e
+WHERE e.tenant_id = %(tenant_id)s AND e.idempotency_key = ANY (%(keys)s::text[]);
+
+-- name: get_event
+SELECT id, type, channels, body, idempotency_key, created_at FROM relay.events
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: list_events
+SELECT id, type, channels, body, idempotency_key, created_at FROM relay.events
+WHERE tenant_id = %(tenant_id)s
+  AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
+  AND (%(event_type)s::text IS NULL OR type = %(event_type)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
