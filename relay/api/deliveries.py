@@ -7,8 +7,9 @@ from itertools import groupby
 from typing import Annotated, Any
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, problem_responses
@@ -17,7 +18,7 @@ from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
 from relay.states import DeliveryState
 
-DeliveryId = Annotated[str, Parameter(max_length=64, description="A delivery id (`dlv_…`).")]
+DeliveryId = Annotated[str, PathParameter(max_length=64, description="A delivery id (`dlv_…`).")]
 
 
 class AttemptOut(msgspec.Struct):
@@ -102,15 +103,15 @@ class DeliveryController(Controller):
     async def list(
         self,
         request: Request,
-        principal: Principal,
+        principal: NamedDependency[Principal],
         limit: Limit = 50,
         cursor: Cursor = None,
-        status: DeliveryState | None = None,
-        endpoint_id: Annotated[str | None, Parameter(max_length=64)] = None,
-        event_id: Annotated[str | None, Parameter(max_length=64)] = None,
-        event_type: Annotated[str | None, Parameter(max_length=255)] = None,
-        since: Annotated[datetime | None, Parameter(description="Created at or after (ISO 8601).")] = None,
-        until: Annotated[datetime | None, Parameter(description="Created before (ISO 8601).")] = None,
+        status: FromQuery[DeliveryState | None] = None,
+        endpoint_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        event_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
+        since: Annotated[datetime | None, QueryParameter(description="Created at or after (ISO 8601).")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
     ) -> Page[DeliveryOut]:
         """List deliveries, newest first, filtered by status, endpoint, event, event type and time."""
         async with request.app.state.pool.connection() as conn:
@@ -133,7 +134,7 @@ class DeliveryController(Controller):
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{delivery_id:str}", operation_id="getDelivery", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: Principal, delivery_id: DeliveryId) -> DeliveryDetail:
+    async def read(self, request: Request, principal: NamedDependency[Principal], delivery_id: DeliveryId) -> DeliveryDetail:
         """Read one delivery with every attempt."""
         async with request.app.state.pool.connection() as conn:
             row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})

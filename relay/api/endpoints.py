@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, Meta, UnsetType
 from psycopg.types.json import Jsonb
 
@@ -27,7 +28,7 @@ HeaderValue = Annotated[str, Meta(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
 Timeout = Annotated[float, Meta(ge=1, le=60, description="Seconds the whole attempt may take (1-60).")]
 Secret = Annotated[str, Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
 Description = Annotated[str, Meta(max_length=1024)]
-EndpointId = Annotated[str, Parameter(max_length=64, description="An endpoint id (`ep_…`).")]
+EndpointId = Annotated[str, PathParameter(max_length=64, description="An endpoint id (`ep_…`).")]
 
 # Headers Relay sets itself (F6, F7); an endpoint may not replace them.
 RESERVED_HEADERS = frozenset(
@@ -138,7 +139,7 @@ class EndpointController(Controller):
     tags = ["endpoints"]
 
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
-    async def create(self, request: Request, principal: Principal, data: EndpointCreate) -> EndpointCreated:
+    async def create(self, request: Request, principal: NamedDependency[Principal], data: JSONBody[EndpointCreate]) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
         check_url(data.url)
         check_headers(data.headers)
@@ -164,7 +165,7 @@ class EndpointController(Controller):
         return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
-    async def list(self, request: Request, principal: Principal, limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
+    async def list(self, request: Request, principal: NamedDependency[Principal], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
         """List endpoints, newest first."""
         async with request.app.state.pool.connection() as conn:
             rows = await fetch_all(
@@ -174,7 +175,7 @@ class EndpointController(Controller):
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> EndpointOut:
+    async def read(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> EndpointOut:
         """Read one endpoint."""
         async with request.app.state.pool.connection() as conn:
             row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
@@ -183,7 +184,7 @@ class EndpointController(Controller):
         return endpoint_out(row)
 
     @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
-    async def secret(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> EndpointSecret:
+    async def secret(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> EndpointSecret:
         """Read an endpoint's signing secret."""
         async with request.app.state.pool.connection() as conn:
             row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
@@ -192,7 +193,7 @@ class EndpointController(Controller):
         return EndpointSecret(key=row["secret"])
 
     @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
-    async def update(self, request: Request, principal: Principal, endpoint_id: EndpointId, data: EndpointUpdate) -> EndpointOut:
+    async def update(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
         if data.url is not UNSET:
             check_url(data.url)
@@ -225,7 +226,7 @@ class EndpointController(Controller):
         return endpoint_out(row)
 
     @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, request: Request, principal: Principal, endpoint_id: EndpointId) -> None:
+    async def remove(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> None:
         """Delete an endpoint; its delivery history stays readable, its pending deliveries become dead."""
         async with request.app.state.pool.connection() as conn, conn.transaction():
             row = await fetch_one(conn, "delete_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})

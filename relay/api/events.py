@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
 
 from relay.api.deliveries import DeliveryDetail, delivery_details
@@ -22,7 +23,7 @@ from relay.ids import new_id
 EventType = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")]
 Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=255)]
-EventId = Annotated[str, Parameter(max_length=64, description="An event id (`evt_…`).")]
+EventId = Annotated[str, PathParameter(max_length=64, description="An event id (`evt_…`).")]
 
 
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -105,7 +106,7 @@ def _checked_payload(raw: msgspec.Raw, limit: int, where: str) -> bytes:
     return payload
 
 
-async def _store(request: Request, principal: Principal, events: list[NewEvent]) -> list[Accepted]:
+async def _store(request: Request, principal: NamedDependency[Principal], events: list[NewEvent]) -> list[Accepted]:
     async with request.app.state.pool.connection() as conn:
         targets = {event.endpoint_id for event in events if event.endpoint_id}
         if targets:
@@ -136,9 +137,9 @@ class EventController(Controller):
     async def create(
         self,
         request: Request,
-        principal: Principal,
-        data: EventCreate,
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)] = None,
+        principal: NamedDependency[Principal],
+        data: JSONBody[EventCreate],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[EventAccepted]:
         """Accept one event for delivery; answers 200 with the original for a repeated idempotency key."""
         settings = request.app.state.settings
@@ -158,7 +159,7 @@ class EventController(Controller):
         status_code=202,
         responses=problem_responses(400, 401, 409, 413, 422),
     )
-    async def create_batch(self, request: Request, principal: Principal, data: EventBatchCreate) -> EventBatchAccepted:
+    async def create_batch(self, request: Request, principal: NamedDependency[Principal], data: JSONBody[EventBatchCreate]) -> EventBatchAccepted:
         """Accept up to 1,000 events in one transaction; answers in request order."""
         settings = request.app.state.settings
         if len(data.events) > settings.max_batch_events:
@@ -182,10 +183,10 @@ class EventController(Controller):
     async def list(
         self,
         request: Request,
-        principal: Principal,
+        principal: NamedDependency[Principal],
         limit: Limit = 50,
         cursor: Cursor = None,
-        event_type: Annotated[str | None, Parameter(max_length=255)] = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
     ) -> Page[EventOut]:
         """List events, newest first."""
         async with request.app.state.pool.connection() as conn:
@@ -198,7 +199,7 @@ class EventController(Controller):
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: Principal, event_id: EventId) -> EventDetail:
+    async def read(self, request: Request, principal: NamedDependency[Principal], event_id: EventId) -> EventDetail:
         """Read an event with its deliveries and every attempt."""
         async with request.app.state.pool.connection() as conn:
             row = await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id})

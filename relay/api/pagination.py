@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Parameter(ge=1, le=250, description="Page size (1-250).")]
-Cursor = Annotated[str | None, Parameter(max_length=64, description="`next_cursor` of the previous page.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=250, description="Page size (1-250).")]
+Cursor = Annotated[str | None, QueryParameter(max_length=64, description="`next_cursor` of the previous page.")]
 
 
 class Page(msgspec.Struct, Generic[T]):

@@ -1,0 +1,84 @@
+"""Fixtures: a real PostgreSQL (RELAY_TEST_DATABASE_URL or the embedded one), fresh per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from psycopg import sql
+
+from relay.api.app import create_app
+from relay.db.migrate import migrate
+from relay.db.tenants import create_tenant
+from relay.settings import load_settings
+from tests.support import REPO
+
+
+def _server_url() -> str:
+    url = os.environ.get("RELAY_TEST_DATABASE_URL")
+    if url:
+        return url
+    from relay.embedded import embedded_url
+
+    # Kept between runs under .relay/ so a second run does not pay for initdb again.
+    return embedded_url(REPO / ".relay" / "test-server")
+
+
+@pytest.fixture(scope="session")
+def conninfo() -> Iterator[str]:
+    """A URL to a brand-new, migrated database, dropped after the session."""
+    server = _server_url()
+    name = f"relay_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(server)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**info)
+    migrate(url)
+    yield url
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(conninfo: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the test database."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def tenant(db: psycopg.Connection) -> tuple[str, str]:
+    """A fresh tenant (tests isolate by tenant): (tenant_id, api_key)."""
+    return create_tenant(db, f"test-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="session")
+def api(conninfo: str) -> Iterator[TestClient]:
+    """The API app in-process (no worker): for request/response behaviour."""
+    os.environ.pop("DATABASE_URL", None)
+    settings = load_settings()
+    with TestClient(create_app(settings, conninfo), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def auth(tenant: tuple[str, str]) -> dict[str, str]:
+    """Authorization headers of the fresh tenant."""
+    return {"Authorization": f"Bearer {tenant[1]}"}
+
+
+_TIERS = {"unit": 0, "integration": 1, "acceptance": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tiers in order: the acceptance worker process must not pick up integration tests' rows."""
+    for item in items:
+        if Path(str(item.fspath)).parent.name == "acceptance":
+            item.add_marker(pytest.mark.acceptance)
+    items.sort(key=lambda item: _TIERS.get(Path(str(item.fspath)).parent.name, 3))

@@ -1,0 +1,94 @@
+"""The dispatcher on a real database: leases come back, late results lose the race, SIGTERM drains."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import psycopg
+
+from relay.db.pool import open_pool
+from relay.db.sql import queries
+from relay.delivery.dispatcher import Dispatcher, Outcome, _record_params
+from relay.delivery.outcome import AttemptResult
+from relay.delivery.sender import Claim, Sender
+from relay.states import DeliveryState
+from tests.integration.test_ingest import add_endpoint, event, ingest
+from tests.receiver import Receiver
+from tests.support import wait_until
+
+
+def claim_all(db: psycopg.Connection, lease_margin: float) -> list[Claim]:
+    rows = db.execute(queries["claim_due_deliveries"], {"limit": 1000, "lease_margin": lease_margin}).fetchall()
+    return [Claim(*row) for row in rows]
+
+
+def state_of(db: psycopg.Connection, event_id: str) -> tuple[str, int]:
+    return db.execute("SELECT state::text, attempts FROM relay.deliveries WHERE event_id = %s", (event_id,)).fetchone()
+
+
+async def run_dispatcher_until(conninfo: str, done) -> None:
+    pool = await open_pool(conninfo, max_size=2)
+    dispatcher = Dispatcher(
+        pool, conninfo, Sender(max_connections=8, response_body_limit=100),
+        retry_schedule=(1.0,), concurrency=8, claim_batch_size=8, poll_interval=0.1, lease_margin=30,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        for _ in range(300):
+            if await asyncio.to_thread(done):
+                break
+            await asyncio.sleep(0.05)  # polling interval with a bound
+        else:
+            raise AssertionError("dispatcher did not finish the work in time")
+    finally:
+        stop.set()
+        await task
+        await pool.close()
+
+
+def test_claim_of_a_dead_worker_comes_back_after_its_lease(conninfo, db, tenant) -> None:
+    tenant_id, _ = tenant
+    with Receiver() as receiver:
+        db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
+        endpoint_id = add_endpoint(db, tenant_id)
+        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
+        [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
+        # A worker claims it and dies: its lease (timeout + margin) is already over.
+        mine = [c for c in claim_all(db, lease_margin=-3600) if c.event_id == accepted.id]
+        assert len(mine) == 1 and state_of(db, accepted.id) == ("delivering", 1)
+        asyncio.run(run_dispatcher_until(conninfo, lambda: state_of(db, accepted.id)[0] == "succeeded"))
+        assert len(receiver.received()) == 1
+    assert state_of(db, accepted.id) == ("succeeded", 2)
+
+
+def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo, db, tenant) -> None:
+    tenant_id, _ = tenant
+    add_endpoint(db, tenant_id)
+    [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
+    [first] = [c for c in claim_all(db, lease_margin=-3600) if c.event_id == accepted.id]
+    [second] = [c for c in claim_all(db, lease_margin=30) if c.event_id == accepted.id]
+    assert (first.attempt_number, second.attempt_number) == (1, 2)
+    late = Outcome(first, AttemptResult(200, None, None, {}, "ok"), DeliveryState.SUCCEEDED, None, datetime.now(UTC), 5)
+    updated = db.execute(queries["record_outcomes"], _record_params([late])).fetchall()
+    assert updated == []  # lost the race: the delivery belongs to the second claim now
+    assert state_of(db, accepted.id) == ("delivering", 2)
+    logged = db.execute("SELECT attempt_number FROM relay.attempts WHERE delivery_id = %s", (first.delivery_id,)).fetchall()
+    assert logged == [(1,)]  # but what happened on the wire is still in the log
+
+
+def test_stop_finishes_in_flight_attempts_and_records_them(conninfo, db, tenant) -> None:
+    tenant_id, _ = tenant
+    async def slow(_):
+        await asyncio.sleep(0.5)  # a slow receiver, so the attempt is in flight when stop comes
+        return 200, {}, b""
+
+    with Receiver(slow) as receiver:
+        db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
+        endpoint_id = add_endpoint(db, tenant_id)
+        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
+        [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
+        # Stop as soon as the receiver has the request: the attempt is then in flight.
+        asyncio.run(run_dispatcher_until(conninfo, lambda: len(receiver.received()) == 1))
+    assert state_of(db, accepted.id) == ("succeeded", 1)

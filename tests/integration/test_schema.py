@@ -1,0 +1,44 @@
+"""The schema: migrations are idempotent and the SQL enum matches relay/states.py."""
+
+import psycopg
+
+from relay.db.migrate import latest_version, migrate
+from relay.db.sql import queries
+from relay.states import TRANSITIONS, DeliveryState, sources_of
+
+
+def test_delivery_state_enum_matches_states_py(db: psycopg.Connection) -> None:
+    labels = db.execute("SELECT unnest(enum_range(NULL::relay.delivery_state))::text").fetchall()
+    assert [row[0] for row in labels] == [state.value for state in DeliveryState]
+
+
+def test_every_state_is_reachable_and_left_except_terminal() -> None:
+    targets = {to for (_, to) in TRANSITIONS}
+    assert set(DeliveryState) - {DeliveryState.PENDING} <= targets
+    assert sources_of(DeliveryState.DELIVERING) == (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.DELIVERING)
+
+
+def test_claim_and_record_guards_use_states_from_states_py() -> None:
+    claim = queries["claim_due_deliveries"]
+    for state in sources_of(DeliveryState.DELIVERING):
+        assert f"'{state.value}'" in claim
+    assert "d.state = 'delivering'" in queries["record_outcomes"]
+
+
+def test_migrate_twice_applies_nothing_the_second_time(conninfo: str, db: psycopg.Connection) -> None:
+    assert migrate(conninfo) == []
+    version = db.execute(queries["schema_version"]).fetchone()[0]
+    assert version == latest_version()
+
+
+def test_terminal_rows_cannot_keep_a_schedule(db: psycopg.Connection, tenant) -> None:
+    tenant_id, _ = tenant
+    try:
+        db.execute(
+            "INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, next_attempt_at, completed_at)"
+            " VALUES ('dlv_x', %s, 'evt_x', 'ep_x', 't', 'succeeded', now(), now())",
+            (tenant_id,),
+        )
+    except psycopg.errors.CheckViolation:
+        return
+    raise AssertionError("a succeeded delivery with a next_attempt_at was accepted")

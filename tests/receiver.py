@@ -1,0 +1,84 @@
+"""A real HTTP receiver on 127.0.0.1 for delivery tests, scriptable per request."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the receiver saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+# A behaviour gets the request and answers (status, headers, body); it may sleep to simulate a slow endpoint.
+Behaviour = Callable[[Received], Awaitable[tuple[int, dict[str, str], bytes]]]
+
+
+async def always_ok(_: Received) -> tuple[int, dict[str, str], bytes]:
+    return 200, {}, b"ok"
+
+
+class Receiver:
+    """An aiohttp server on its own thread that records every request."""
+
+    def __init__(self, behaviour: Behaviour = always_ok) -> None:
+        self.behaviour = behaviour
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.port = 0
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("receiver did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def received(self, path: str | None = None) -> list[Received]:
+        """Return a snapshot of the requests so far (only those to `path` if given)."""
+        with self._lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        item = Received(request.path, {k.lower(): v for k, v in request.headers.items()}, await request.read(), time.time())
+        with self._lock:
+            self.requests.append(item)
+        status, headers, body = await self.behaviour(item)
+        return web.Response(status=status, headers=headers, body=body)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._started.set()
+        await self._stop.wait()
+        await runner.cleanup()
