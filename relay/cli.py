@@ -52,6 +52,22 @@ def cmd_db_url(args: argparse.Namespace, settings: Settings) -> None:
     print(resolve_database(settings))
 
 
+def cmd_psql(args: argparse.Namespace, settings: Settings) -> None:
+    import shutil
+    import subprocess
+
+    from relay.embedded import psql_binary
+
+    binary = shutil.which("psql") or psql_binary()
+    sys.exit(subprocess.call([binary, resolve_database(settings), *args.psql_args]))
+
+
+def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
+    from relay.listen import listen
+
+    listen(args.host, args.port, args.secret, args.status)
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -180,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     db_url = commands.add_parser("db-url", help="print the database URL (starts the embedded PostgreSQL if needed)")
     db_url.set_defaults(func=cmd_db_url)
 
+    psql = commands.add_parser("psql", help="open psql on Relay's database (the embedded one unless DATABASE_URL is set)")
+    psql.add_argument("psql_args", nargs="*", metavar="PSQL_ARG", help="passed to psql as they are, e.g. -c 'select 1'")
+    psql.set_defaults(func=cmd_psql)
+
+    listen = commands.add_parser("listen", help="run a local receiver that prints deliveries and checks signatures")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=9000)
+    listen.add_argument("--secret", default=None, help="the endpoint's whsec_ secret, to verify signatures")
+    listen.add_argument("--status", type=int, default=200, help="status to answer with (default 200)")
+    listen.set_defaults(func=cmd_listen)
+
     from relay.bench.options import add_bench_arguments
 
     bench = commands.add_parser("bench", help="measure ingest and delivery throughput end to end")
@@ -190,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the `relay` command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["psql"] and argv[1:2] not in (["-h"], ["--help"]):
+        # Everything after `psql` is psql's own (-c, -At, ...), so argparse must not see it.
+        args = argparse.Namespace(psql_args=argv[1:])
+        cmd_psql(args, load_settings())
+        return
     args = build_parser().parse_args(argv)
     args.func(args, load_settings())
 

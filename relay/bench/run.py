@@ -1,0 +1,252 @@
+"""Run the benchmark: real API and worker processes, a real receiver, a load generator; print figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import psycopg
+from psycopg import sql
+
+from relay import __version__
+from relay.bench.receiver import Stats
+from relay.db.migrate import migrate
+from relay.db.tenants import create_tenant
+from relay.settings import Settings
+
+BENCH_DB = "relay_bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _bench_database(settings: Settings) -> str:
+    """Return a URL to a freshly created, migrated bench database on the configured server."""
+    if settings.database_url:
+        server = settings.database_url
+    else:
+        from relay.embedded import embedded_url
+
+        server = embedded_url(settings.home)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    info = psycopg.conninfo.conninfo_to_dict(server)
+    info["dbname"] = BENCH_DB
+    url = psycopg.conninfo.make_conninfo(**info)
+    migrate(url)
+    return url
+
+
+class Processes:
+    """The API, worker and receiver subprocesses of one bench run."""
+
+    def __init__(self, conninfo: str, logs: Path) -> None:
+        self.env = {**os.environ, "DATABASE_URL": conninfo, "RELAY_LOG_FORMAT": "json", "RELAY_LOG_LEVEL": "warning"}
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        self.procs[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def relay(self, name: str, *args: str) -> None:
+        self.start(name, [sys.executable, "-m", "relay", *args])
+
+    def stop(self, prefix: str = "") -> None:
+        for name, proc in list(self.procs.items()):
+            if name.startswith(prefix):
+                proc.terminate()
+        for name, proc in list(self.procs.items()):
+            if name.startswith(prefix):
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                del self.procs[name]
+
+
+async def _wait_http(session: aiohttp.ClientSession, url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {url} did not come up in {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def _ingest(session, url: str, bodies: list[bytes], concurrency: int, headers) -> tuple[float, list[float], int]:
+    """POST every body with `concurrency` requests in flight; return (seconds, latencies ms, events accepted)."""
+    latencies: list[float] = []
+    accepted = 0
+    queue = iter(bodies)
+
+    async def one_lane() -> None:
+        nonlocal accepted
+        for body in queue:
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                answer = await response.read()
+                if response.status != 202:
+                    raise SystemExit(f"bench: ingest answered {response.status}: {answer[:300]!r}")
+            latencies.append((time.perf_counter() - started) * 1000)
+            accepted += answer.count(b'"deliveries"')
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_lane() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, accepted
+
+
+async def _receiver_stats(session, base: str) -> Stats:
+    async with session.get(f"{base}/stats") as response:
+        return msgspec.json.decode(await response.read(), type=Stats)
+
+
+async def _wait_received(session, base: str, expected: int, timeout: float) -> Stats:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = await _receiver_stats(session, base)
+        if stats.received >= expected or time.monotonic() > deadline:
+            return stats
+        await asyncio.sleep(0.2)
+
+
+async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> dict[str, object]:
+    api_port = args.port or _free_port()
+    receiver_port = _free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    receiver = f"http://127.0.0.1:{receiver_port}"
+    procs.start("receiver", [sys.executable, "-m", "relay.bench.receiver", str(receiver_port)])
+    procs.relay("api", "api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", str(args.api_workers))
+
+    def start_workers() -> None:
+        for index in range(args.workers):
+            procs.relay(f"worker-{index}", "worker")
+
+    start_workers()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        _, api_key = create_tenant(conn, "bench")
+        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    headers = {"Authorization": f"Bearer {api_key}", "content-type": "application/json"}
+    filler = "x" * max(0, args.payload_bytes - 40)
+    connector = aiohttp.TCPConnector(limit=max(args.concurrency, 8))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await _wait_http(session, f"{api}/health")
+        await _wait_http(session, f"{receiver}/stats")
+        for index in range(args.fanout):
+            body = msgspec.json.encode({"url": f"{receiver}/hook/{index}"})
+            async with session.post(f"{api}/v1/endpoints", data=body, headers=headers) as response:
+                if response.status != 201:
+                    raise SystemExit(f"bench: endpoint creation answered {response.status}")
+
+        # 1. Single-event requests, with the workers delivering at the same time.
+        singles = [
+            msgspec.json.encode({"type": "bench.single", "payload": {"n": i, "filler": filler}}) for i in range(args.events)
+        ]
+        say(args, f"single-event ingest: {args.events} events, {args.concurrency} concurrent requests ...")
+        single_s, single_lat, _ = await _ingest(session, f"{api}/v1/events", singles, args.concurrency, headers)
+        single_deliveries = args.events * args.fanout
+        stats = await _wait_received(session, receiver, single_deliveries, timeout=120)
+        e2e = stats.latencies_ms
+        live_rate = stats.received / (stats.last_at - stats.first_at) if stats.received > 1 else 0.0
+
+        # 2. Batch requests with the workers stopped: a clean ingest figure, and a backlog to drain.
+        procs.stop("worker-")
+        async with session.post(f"{receiver}/reset"):
+            pass
+        batch_count = max(1, args.batch_events // args.batch_size)
+        batches = [
+            msgspec.json.encode(
+                {"events": [{"type": "bench.batch", "payload": {"n": b * args.batch_size + i, "filler": filler}}
+                            for i in range(args.batch_size)]}
+            )
+            for b in range(batch_count)
+        ]
+        say(args, f"batch ingest: {batch_count} x {args.batch_size} events ...")
+        batch_s, batch_lat, batch_events = await _ingest(
+            session, f"{api}/v1/events/batch", batches, min(4, args.concurrency), headers
+        )
+
+        # 3. Drain the backlog end to end.
+        backlog = batch_events * args.fanout
+        say(args, f"draining a backlog of {backlog} deliveries with {args.workers} worker(s) ...")
+        drain_started = time.time()
+        start_workers()
+        stats = await _wait_received(session, receiver, backlog, timeout=300)
+        drain_s = (stats.last_at or time.time()) - drain_started
+
+    return {
+        "relay_version": __version__,
+        "ingest_single_events": args.events,
+        "ingest_single_events_per_s": round(args.events / single_s, 1),
+        "ingest_single_p50_ms": round(_percentile(single_lat, 0.50), 2),
+        "ingest_single_p95_ms": round(_percentile(single_lat, 0.95), 2),
+        "ingest_single_p99_ms": round(_percentile(single_lat, 0.99), 2),
+        "ingest_batch_events": batch_events,
+        "ingest_batch_size": args.batch_size,
+        "ingest_batch_events_per_s": round(batch_events / batch_s, 1),
+        "ingest_batch_request_p95_ms": round(_percentile(batch_lat, 0.95), 2),
+        "delivery_live_per_s": round(live_rate, 1),
+        "delivery_e2e_p50_ms": round(_percentile(e2e, 0.50), 1),
+        "delivery_e2e_p95_ms": round(_percentile(e2e, 0.95), 1),
+        "drain_deliveries": stats.received,
+        "drain_expected": backlog,
+        "drain_deliveries_per_s": round(stats.received / drain_s, 1) if drain_s > 0 else 0.0,
+        "fanout": args.fanout,
+        "concurrency": args.concurrency,
+        "api_processes": args.api_workers,
+        "worker_processes": args.workers,
+        "cores": os.cpu_count(),
+        "postgresql": pg_version,
+        "python": platform.python_version(),
+    }
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    if not args.json:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the whole benchmark and print the result block; return the exit code."""
+    say(args, "preparing a fresh bench database ...")
+    conninfo = _bench_database(settings)
+    logs = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    procs = Processes(conninfo, logs)
+    try:
+        result = asyncio.run(_bench(args, conninfo, procs))
+    finally:
+        procs.stop()
+    if not args.json:
+        print("\n--- relay bench result ---")
+        width = max(len(key) for key in result)
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+        print(f"(process logs: {logs})")
+    print("RESULT " + msgspec.json.encode(result).decode())
+    return 0 if result["drain_deliveries"] >= result["drain_expected"] else 1

@@ -1,0 +1,102 @@
+"""The command line as scripts and deployments use it: compose commands, tenant create, relay dev."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+import yaml
+
+from relay.cli import build_parser
+from tests.receiver import Receiver
+from tests.support import REPO, RelayProcess, free_port, relay_env, wait_for_http, wait_until
+
+
+def relay_commands() -> list[tuple[str, list[str]]]:
+    """Every `relay …` command that compose.yaml and the Dockerfile run."""
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    found = [(name, service["command"]) for name, service in compose["services"].items() if "command" in service]
+    cmd = re.search(r"^CMD (\[.*\])$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert cmd, "the Dockerfile has no exec-form CMD"
+    found.append(("Dockerfile", json.loads(cmd.group(1))))
+    return found
+
+
+def test_compose_has_the_documented_services() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "migrate", "api", "worker"} <= set(services)
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert services["worker"]["deploy"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize(("where", "command"), relay_commands(), ids=[c[0] for c in relay_commands()])
+def test_deployment_commands_exist_in_the_real_cli(where: str, command: list[str]) -> None:
+    assert command[0] == "relay", where
+    build_parser().parse_args(command[1:])  # every flag and value is accepted (argparse exits otherwise)
+    subcommand = [part for part in command[1:] if not part.startswith("-")][:1]
+    result = subprocess.run([sys.executable, "-m", "relay", *subcommand, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for flag in (part for part in command[1:] if part.startswith("--")):
+        assert flag in result.stdout, f"{where}: {flag} is not in `relay {subcommand[0]} --help`"
+
+
+def test_tenant_create_prints_one_json_object_with_a_working_key(conninfo: str, relay_stack: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "tenant", "create", "acme"],
+        env=relay_env(conninfo), capture_output=True, text=True, cwd=REPO, check=True,
+    )
+    created = json.loads(result.stdout)
+    assert set(created) == {"tenant_id", "api_key"}
+    assert created["tenant_id"].startswith("ten_") and created["api_key"].startswith("rly_")
+    response = httpx.get(f"{relay_stack}/v1/endpoints", headers={"Authorization": f"Bearer {created['api_key']}"})
+    assert response.status_code == 200 and response.json() == {"data": [], "next_cursor": None}
+
+
+def test_relay_dev_runs_on_embedded_postgres_and_delivers(tmp_path) -> None:
+    """The README's quickstart: no DATABASE_URL, one command, a delivery arrives, Ctrl-C stops it all."""
+    home = tmp_path / "relay-home"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("RELAY_")}
+    env["RELAY_HOME"] = str(home)
+    port = free_port()
+    dev = RelayProcess(["dev", "--port", str(port)], env, tmp_path / "dev.log")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", dev, timeout=90)
+        created = json.loads(
+            subprocess.run([sys.executable, "-m", "relay", "tenant", "create", "dev"], env=env,
+                           capture_output=True, text=True, cwd=REPO, check=True).stdout
+        )
+        headers = {"Authorization": f"Bearer {created['api_key']}"}
+        with Receiver() as receiver, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            assert client.post("/v1/endpoints", json={"url": receiver.url()}).status_code == 201
+            event = client.post("/v1/events", json={"type": "hello.world", "payload": {"hi": 1}}).json()
+            wait_until(lambda: receiver.received(), what="the delivery", timeout=30)
+            assert receiver.received()[0].headers["webhook-id"] == event["id"]
+
+        def logged_attempts() -> int:
+            psql = subprocess.run(
+                [sys.executable, "-m", "relay", "psql", "-At", "-c", "select count(*) from relay.delivery_log"],
+                env=env, capture_output=True, text=True, cwd=REPO,
+            )
+            assert psql.returncode == 0, psql.stderr
+            return int(psql.stdout.strip())
+
+        wait_until(lambda: logged_attempts() == 1, what="the attempt row, read with psql")
+        assert (home / "pgdata" / "PG_VERSION").exists()
+    finally:
+        dev.proc.send_signal(signal.SIGINT)
+        code = dev.proc.wait(60)
+        log = dev.output()
+        dev.stop()
+    assert code == 0, log
+    assert "relay.dev.stopped" in log
+    assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
