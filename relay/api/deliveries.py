@@ -103,7 +103,7 @@ class DeliveryController(Controller):
     async def list(
         self,
         request: Request,
-        principal: NamedDependency[Principal],
+        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
         limit: Limit = 50,
         cursor: Cursor = None,
         status: FromQuery[DeliveryState | None] = None,
@@ -114,31 +114,29 @@ class DeliveryController(Controller):
         until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
     ) -> Page[DeliveryOut]:
         """List deliveries, newest first, filtered by status, endpoint, event, event type and time."""
-        async with request.app.state.pool.connection() as conn:
-            rows = await fetch_all(
-                conn,
-                "list_deliveries",
-                {
-                    "tenant_id": principal.tenant_id,
-                    "cursor": cursor,
-                    "limit": limit + 1,
-                    "state": status.value if status else None,
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "since": since,
-                    "until": until,
-                },
-            )
+        rows = await fetch_all(
+            conn,
+            "list_deliveries",
+            {
+                "tenant_id": principal.tenant_id,
+                "cursor": cursor,
+                "limit": limit + 1,
+                "state": status.value if status else None,
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "since": since,
+                "until": until,
+            },
+        )
         items = [delivery_out(row) for row in rows]
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{delivery_id:str}", operation_id="getDelivery", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], delivery_id: DeliveryId) -> DeliveryDetail:
+    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId) -> DeliveryDetail:
         """Read one delivery with every attempt."""
-        async with request.app.state.pool.connection() as conn:
-            row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
-            if row is None:
-                raise Problem(404, f"No delivery {delivery_id!r}.")
-            (detail,) = await delivery_details(conn, principal.tenant_id, [row])
+        row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
+        if row is None:
+            raise Problem(404, f"No delivery {delivery_id!r}.")
+        (detail,) = await delivery_details(conn, principal.tenant_id, [row])
         return detail

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar.di import NamedDependency
+from psycopg import AsyncConnection
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, Meta, UnsetType
@@ -139,61 +140,57 @@ class EndpointController(Controller):
     tags = ["endpoints"]
 
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
-    async def create(self, request: Request, principal: NamedDependency[Principal], data: JSONBody[EndpointCreate]) -> EndpointCreated:
+    async def create(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EndpointCreate]) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
         check_url(data.url)
         check_headers(data.headers)
         timeout = data.timeout_seconds or request.app.state.settings.default_timeout_seconds
-        async with request.app.state.pool.connection() as conn:
-            row = await fetch_one(
-                conn,
-                "insert_endpoint",
-                {
-                    "id": new_id("ep"),
-                    "tenant_id": principal.tenant_id,
-                    "url": data.url,
-                    "description": data.description,
-                    "secret": data.secret or new_secret(),
-                    "event_types": sorted(set(data.event_types)),
-                    "channels": sorted(set(data.channels)),
-                    "headers": Jsonb(data.headers),
-                    "enabled": data.enabled,
-                    "timeout_ms": int(timeout * 1000),
-                },
-            )
+        row = await fetch_one(
+            conn,
+            "insert_endpoint",
+            {
+                "id": new_id("ep"),
+                "tenant_id": principal.tenant_id,
+                "url": data.url,
+                "description": data.description,
+                "secret": data.secret or new_secret(),
+                "event_types": sorted(set(data.event_types)),
+                "channels": sorted(set(data.channels)),
+                "headers": Jsonb(data.headers),
+                "enabled": data.enabled,
+                "timeout_ms": int(timeout * 1000),
+            },
+        )
         assert row is not None
         return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
-    async def list(self, request: Request, principal: NamedDependency[Principal], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
+    async def list(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
         """List endpoints, newest first."""
-        async with request.app.state.pool.connection() as conn:
-            rows = await fetch_all(
-                conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
-            )
+        rows = await fetch_all(
+            conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
+        )
         items = [endpoint_out(row) for row in rows]
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> EndpointOut:
+    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
         """Read one endpoint."""
-        async with request.app.state.pool.connection() as conn:
-            row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
+        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
         if row is None:
             raise not_found(endpoint_id)
         return endpoint_out(row)
 
     @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
-    async def secret(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> EndpointSecret:
+    async def secret(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointSecret:
         """Read an endpoint's signing secret."""
-        async with request.app.state.pool.connection() as conn:
-            row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
+        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
         if row is None:
             raise not_found(endpoint_id)
         return EndpointSecret(key=row["secret"])
 
     @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
-    async def update(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
+    async def update(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
         if data.url is not UNSET:
             check_url(data.url)
@@ -214,7 +211,7 @@ class EndpointController(Controller):
             "timeout_ms": None if data.timeout_seconds is UNSET else int(data.timeout_seconds * 1000),
             "enabled": given(data.enabled),
         }
-        async with request.app.state.pool.connection() as conn, conn.transaction():
+        async with conn.transaction():
             row = await fetch_one(conn, "update_endpoint", params)
             if row is None:
                 raise not_found(endpoint_id)
@@ -226,9 +223,9 @@ class EndpointController(Controller):
         return endpoint_out(row)
 
     @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, request: Request, principal: NamedDependency[Principal], endpoint_id: EndpointId) -> None:
+    async def remove(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> None:
         """Delete an endpoint; its delivery history stays readable, its pending deliveries become dead."""
-        async with request.app.state.pool.connection() as conn, conn.transaction():
+        async with conn.transaction():
             row = await fetch_one(conn, "delete_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
             if row is None:
                 raise not_found(endpoint_id)

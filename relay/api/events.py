@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.di import NamedDependency
+from psycopg import AsyncConnection
 from litestar import Controller, Request, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
@@ -106,20 +107,19 @@ def _checked_payload(raw: msgspec.Raw, limit: int, where: str) -> bytes:
     return payload
 
 
-async def _store(request: Request, principal: NamedDependency[Principal], events: list[NewEvent]) -> list[Accepted]:
-    async with request.app.state.pool.connection() as conn:
-        targets = {event.endpoint_id for event in events if event.endpoint_id}
-        if targets:
-            rows = await fetch_all(conn, "existing_endpoints", {"tenant_id": principal.tenant_id, "ids": list(targets)})
-            missing = targets - {row["id"] for row in rows}
-            if missing:
-                raise Problem(422, f"No endpoint {sorted(missing)[0]!r}.", field="endpoint_id")
-        try:
-            return await insert_events(conn, principal.tenant_id, events)
-        except IdempotencyConflict as exc:
-            raise Problem(
-                409, f"Idempotency key {exc.key!r} was already used with a different request."
-            ) from None
+async def _store(conn: AsyncConnection, principal: Principal, events: list[NewEvent]) -> list[Accepted]:
+    targets = {event.endpoint_id for event in events if event.endpoint_id}
+    if targets:
+        rows = await fetch_all(conn, "existing_endpoints", {"tenant_id": principal.tenant_id, "ids": list(targets)})
+        missing = targets - {row["id"] for row in rows}
+        if missing:
+            raise Problem(422, f"No endpoint {sorted(missing)[0]!r}.", field="endpoint_id")
+    try:
+        return await insert_events(conn, principal.tenant_id, events)
+    except IdempotencyConflict as exc:
+        raise Problem(
+            409, f"Idempotency key {exc.key!r} was already used with a different request."
+        ) from None
 
 
 class EventController(Controller):
@@ -137,7 +137,7 @@ class EventController(Controller):
     async def create(
         self,
         request: Request,
-        principal: NamedDependency[Principal],
+        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
         data: JSONBody[EventCreate],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[EventAccepted]:
@@ -148,7 +148,7 @@ class EventController(Controller):
         raw = msgspec.json.decode(await request.body(), type=_RawEvent)
         payload = _checked_payload(raw.payload, settings.max_payload_bytes, "$.payload")
         event = _new_event(data, payload, data.idempotency_key or idempotency_key)
-        (accepted,) = await _store(request, principal, [event])
+        (accepted,) = await _store(conn, principal, [event])
         return Response(
             EventAccepted(id=accepted.id, deliveries=accepted.deliveries), status_code=202 if accepted.created else 200
         )
@@ -159,7 +159,7 @@ class EventController(Controller):
         status_code=202,
         responses=problem_responses(400, 401, 409, 413, 422),
     )
-    async def create_batch(self, request: Request, principal: NamedDependency[Principal], data: JSONBody[EventBatchCreate]) -> EventBatchAccepted:
+    async def create_batch(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EventBatchCreate]) -> EventBatchAccepted:
         """Accept up to 1,000 events in one transaction; answers in request order."""
         settings = request.app.state.settings
         if len(data.events) > settings.max_batch_events:
@@ -176,39 +176,37 @@ class EventController(Controller):
             )
             for index, (item, raw_item) in enumerate(zip(data.events, raw.events, strict=True))
         ]
-        accepted = await _store(request, principal, events)
+        accepted = await _store(conn, principal, events)
         return EventBatchAccepted(events=[EventAccepted(id=a.id, deliveries=a.deliveries) for a in accepted])
 
     @get("/", operation_id="listEvents", responses=problem_responses(400, 401))
     async def list(
         self,
         request: Request,
-        principal: NamedDependency[Principal],
+        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
         limit: Limit = 50,
         cursor: Cursor = None,
         event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
     ) -> Page[EventOut]:
         """List events, newest first."""
-        async with request.app.state.pool.connection() as conn:
-            rows = await fetch_all(
-                conn,
-                "list_events",
-                {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "event_type": event_type},
-            )
+        rows = await fetch_all(
+            conn,
+            "list_events",
+            {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "event_type": event_type},
+        )
         items = [_event_out(row) for row in rows]
         return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
 
     @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], event_id: EventId) -> EventDetail:
+    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], event_id: EventId) -> EventDetail:
         """Read an event with its deliveries and every attempt."""
-        async with request.app.state.pool.connection() as conn:
-            row = await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id})
-            if row is None:
-                raise Problem(404, f"No event {event_id!r}.")
-            deliveries = await fetch_all(
-                conn, "deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id}
-            )
-            details = await delivery_details(conn, principal.tenant_id, deliveries)
+        row = await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id})
+        if row is None:
+            raise Problem(404, f"No event {event_id!r}.")
+        deliveries = await fetch_all(
+            conn, "deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id}
+        )
+        details = await delivery_details(conn, principal.tenant_id, deliveries)
         event = _event_out(row)
         return EventDetail(**msgspec.structs.asdict(event), deliveries=details)
 

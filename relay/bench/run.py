@@ -16,10 +16,10 @@ from pathlib import Path
 import aiohttp
 import msgspec
 import psycopg
-from psycopg import sql
 
 from relay import __version__
 from relay.bench.receiver import Stats
+from relay.db.admin import create_database
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
 from relay.settings import Settings
@@ -48,12 +48,7 @@ def _bench_database(settings: Settings) -> str:
         from relay.embedded import embedded_url
 
         server = embedded_url(settings.home)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    info = psycopg.conninfo.conninfo_to_dict(server)
-    info["dbname"] = BENCH_DB
-    url = psycopg.conninfo.make_conninfo(**info)
+    url = create_database(server, BENCH_DB, fresh=True)
     migrate(url)
     return url
 

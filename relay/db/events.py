@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,7 +60,10 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
     with the original; with a different request the whole call raises
     IdempotencyConflict and nothing is stored.
     """
-    async with conn.transaction():
+    # One statement is atomic on its own. A transaction is only needed when a later
+    # idempotency check may have to undo the other events of a batch.
+    needs_transaction = len(events) > 1 and any(event.idempotency_key for event in events)
+    async with conn.transaction() if needs_transaction else _no_transaction():
         cursor = await conn.execute(
             queries["insert_events"],
             {
@@ -92,3 +97,8 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
                 raise IdempotencyConflict(event.idempotency_key or "")
             answers[index] = Accepted(id=original["id"], deliveries=original["deliveries"], created=False)
         return answers
+
+
+@contextlib.asynccontextmanager
+async def _no_transaction() -> AsyncIterator[None]:
+    yield
