@@ -24,6 +24,14 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return tuple(steps)
 
 
+def parse_duration(text: str) -> float:
+    """Parse one duration ("90s", "5d", "250ms", bare seconds) into seconds."""
+    (seconds,) = parse_schedule(text) if "," not in text else (None,)
+    if seconds is None:
+        raise ValueError(f"{text!r} is a list; give one duration")
+    return seconds
+
+
 def retry_delay(schedule: tuple[float, ...], attempts_made: int, rng: random.Random | None = None) -> float | None:
     """Return seconds until the next attempt after `attempts_made` attempts, or None when out of retries.
 

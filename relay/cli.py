@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 
@@ -110,10 +111,16 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from relay.api.app import create_app
     from relay.db.migrate import migrate
     from relay.log import configure_logging
+    from relay.urlguard import DEV_NETWORKS, parse_networks
     from relay.worker.run import install_stop_signals, run_worker
 
     configure_logging("console" if settings.log_format == "auto" else settings.log_format, settings.log_level)
     log = structlog.get_logger("relay.dev")
+    if settings.allowed_networks is None:
+        # Development delivers to receivers on this machine and the local network; production does not.
+        settings = dataclasses.replace(settings, allowed_networks=parse_networks(",".join(DEV_NETWORKS)))
+        log.warning("relay.dev.ssrf_relaxed", allowed_networks=DEV_NETWORKS,
+                    note="relay dev delivers to loopback and private networks; relay api/worker refuse them unless RELAY_ALLOWED_NETWORKS allows")
     conninfo = resolve_database(settings)
     migrate(conninfo)
     where = "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL under {settings.home}"

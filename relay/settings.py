@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay.backoff import parse_schedule
+from relay.backoff import parse_duration, parse_schedule
+from relay.urlguard import Network, parse_networks
 
 
 def _int(name: str, default: int) -> int:
@@ -17,16 +18,6 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -49,6 +40,23 @@ class Settings:
     db_pool_size: int = 8
     log_format: str = "auto"
     log_level: str = "info"
+    # None = not set: `relay dev` then allows loopback and private networks, the rest nothing.
+    allowed_networks: tuple[Network, ...] | None = None
+    circuit_failure_threshold: int = 5
+    circuit_cooldown_seconds: float = 60.0
+    circuit_max_cooldown_seconds: float = 600.0
+    auto_disable_after_seconds: float = 5 * 86400.0
+    secret_rotation_grace_seconds: float = 86400.0
+
+
+def _duration(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
 
 
 def load_settings() -> Settings:
@@ -59,6 +67,11 @@ def load_settings() -> Settings:
         schedule = parse_schedule(schedule_text)
     except ValueError as exc:
         raise SystemExit(f"RELAY_RETRY_SCHEDULE: {exc}") from None
+    networks_text = os.environ.get("RELAY_ALLOWED_NETWORKS")
+    try:
+        networks = None if networks_text is None else parse_networks(networks_text)
+    except ValueError as exc:
+        raise SystemExit(f"RELAY_ALLOWED_NETWORKS: {exc}") from None
     return Settings(
         database_url=os.environ.get("DATABASE_URL") or None,
         home=home,
@@ -66,12 +79,18 @@ def load_settings() -> Settings:
         max_batch_events=_int("RELAY_MAX_BATCH_EVENTS", 1000),
         max_request_bytes=_int("RELAY_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
         retry_schedule=schedule,
-        default_timeout_seconds=_float("RELAY_DEFAULT_TIMEOUT", 15.0),
+        default_timeout_seconds=_duration("RELAY_DEFAULT_TIMEOUT", 15.0),
         response_body_limit=_int("RELAY_RESPONSE_BODY_LIMIT", 4096),
         dispatch_concurrency=_int("RELAY_DISPATCH_CONCURRENCY", 256),
         claim_batch_size=_int("RELAY_CLAIM_BATCH_SIZE", 256),
-        poll_interval_seconds=min(_float("RELAY_POLL_INTERVAL", 1.0), 1.0),
+        poll_interval_seconds=min(_duration("RELAY_POLL_INTERVAL", 1.0), 1.0),
         db_pool_size=_int("RELAY_DB_POOL_SIZE", 8),
         log_format=os.environ.get("RELAY_LOG_FORMAT", "auto"),
         log_level=os.environ.get("RELAY_LOG_LEVEL", "info"),
+        allowed_networks=networks,
+        circuit_failure_threshold=_int("RELAY_CIRCUIT_FAILURE_THRESHOLD", 5),
+        circuit_cooldown_seconds=_duration("RELAY_CIRCUIT_COOLDOWN", 60.0),
+        circuit_max_cooldown_seconds=_duration("RELAY_CIRCUIT_MAX_COOLDOWN", 600.0),
+        auto_disable_after_seconds=_duration("RELAY_AUTO_DISABLE_AFTER", 5 * 86400.0),
+        secret_rotation_grace_seconds=_duration("RELAY_SECRET_ROTATION_GRACE", 86400.0),
     )

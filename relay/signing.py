@@ -35,3 +35,12 @@ def verify(secret: str, msg_id: str, timestamp: int, body: bytes, header: str) -
     """Tell whether any signature in `header` was made with `secret` (constant-time compare)."""
     expected = sign(secret_key(secret), msg_id, timestamp, body).encode()
     return any(hmac.compare_digest(expected, candidate.encode()) for candidate in header.split())
+
+
+def legacy_signature(secret: str, body: bytes) -> str:
+    """Return the `x-relay-signature` value: `sha256=` + hex HMAC-SHA256 of the body.
+
+    The key is the whole secret string as given (`whsec_…`), as receivers written for
+    body-only HMAC schemes use the secret they were handed.
+    """
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -7,10 +7,19 @@ every transition below is a guarded `UPDATE … WHERE state = ANY(…)` in
 another worker or request and is not an error.
 
     pending ──claim──▶ delivering ──2xx──▶ succeeded
-       ▲                 │  │
-       │                 │  └──permanent failure / out of retries──▶ dead
-       │                 └──retryable failure──▶ retrying ──claim──▶ delivering
-       └──────────── replay (from succeeded or dead) ◀──────────────────┘
+                         │  │
+                         │  └──permanent failure / out of retries──▶ dead
+                         └──retryable failure──▶ retrying ──claim──▶ delivering
+
+    (pending, retrying) ──endpoint disabled or deleted──▶ dead
+
+Terminal states are final: a replay does not move a finished delivery back, it creates
+a new `pending` delivery (`replay_of` points at the original, which is marked
+`replayed_at` and leaves the dead letter).
+
+An open delivery may be *held* (`held_by`: pause, fifo, circuit, disabled) without
+changing state: it keeps its state, does not spend an attempt, and is released by
+whatever ends the hold (resume, the older FIFO delivery finishing, the circuit closing).
 
 pending     Created by ingest (one row per matching endpoint) or by a replay.
             Waits for `next_attempt_at`. Left by a dispatcher's claim.
@@ -47,11 +56,12 @@ TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
     (S.PENDING, S.DELIVERING): "dispatcher claims a due delivery",
     (S.RETRYING, S.DELIVERING): "dispatcher claims a due retry",
     (S.DELIVERING, S.DELIVERING): "dispatcher reclaims a delivery whose lease expired",
+    (S.DELIVERING, S.RETRYING): "dispatcher records a retryable failure with retries left, or reclaims an "
+    "expired lease it cannot send now (circuit open, rate limit, paused, FIFO)",
     (S.DELIVERING, S.SUCCEEDED): "dispatcher records a 2xx",
-    (S.DELIVERING, S.RETRYING): "dispatcher records a retryable failure with retries left",
     (S.DELIVERING, S.DEAD): "dispatcher records a permanent failure or the last retry",
-    (S.SUCCEEDED, S.PENDING): "replay",
-    (S.DEAD, S.PENDING): "replay",
+    (S.PENDING, S.DEAD): "the endpoint is disabled (410 Gone, failing too long, by request) or deleted",
+    (S.RETRYING, S.DEAD): "the endpoint is disabled (410 Gone, failing too long, by request) or deleted",
 }
 
 # States a dispatcher may claim from (a delivering row only once its lease expired).

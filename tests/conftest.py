@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from relay.db.admin import create_database, drop_database
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
 from relay.settings import load_settings
+from relay.urlguard import parse_networks
 from tests.support import REPO
 
 
@@ -57,7 +59,7 @@ def tenant(db: psycopg.Connection) -> tuple[str, str]:
 def api(conninfo: str) -> Iterator[TestClient]:
     """The API app in-process (no worker): for request/response behaviour."""
     os.environ.pop("DATABASE_URL", None)
-    settings = load_settings()
+    settings = dataclasses.replace(load_settings(), allowed_networks=parse_networks("127.0.0.0/8"))
     with TestClient(create_app(settings, conninfo), raise_server_exceptions=False) as client:
         yield client
 

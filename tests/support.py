@@ -39,7 +39,7 @@ def free_port() -> int:
 def relay_env(conninfo: str, **extra: str) -> dict[str, str]:
     """Return an environment for a relay subprocess using `conninfo`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("RELAY_")}
-    env.update({"DATABASE_URL": conninfo, "RELAY_LOG_FORMAT": "json", **extra})
+    env.update({"DATABASE_URL": conninfo, "RELAY_LOG_FORMAT": "json", "RELAY_ALLOWED_NETWORKS": "127.0.0.0/8", **extra})
     return env
 
 

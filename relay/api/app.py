@@ -13,13 +13,19 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
 from relay.api.auth import provide_connection, provide_principal
+from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
+from relay.api.endpoint_actions import EndpointActionController
 from relay.api.endpoints import EndpointController
+from relay.api.event_types import EventTypeController
+from relay.api.operations import OperationController
 from relay.api.errors import exception_handlers
 from relay.api.events import EventController
 from relay.api.health import health
 from relay.db.pool import open_pool
+from relay.queue import use_database
 from relay.settings import Settings
+from relay.urlguard import AddressPolicy
 
 
 def create_app(settings: Settings, conninfo: str) -> Litestar:
@@ -28,14 +34,26 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.pool = await open_pool(conninfo, min_size=2, max_size=settings.db_pool_size, name="relay-api")
+        # Background jobs (bulk replay, verification) are queued through procrastinate.
+        jobs_pool = await open_pool(conninfo, min_size=1, max_size=2, name="relay-api-jobs")
         try:
-            yield
+            async with use_database(conninfo).open_async(pool=jobs_pool):
+                yield
         finally:
             await app.state.pool.close()
+            await jobs_pool.close()
 
     v1 = Router(
         path="/",
-        route_handlers=[EndpointController, EventController, DeliveryController],
+        route_handlers=[
+            EndpointController,
+            EndpointActionController,
+            EventController,
+            EventTypeController,
+            DeliveryController,
+            DeadLetterController,
+            OperationController,
+        ],
         dependencies={"conn": Provide(provide_connection), "principal": Provide(provide_principal)},
         security=[{"apiKey": []}, {"bearer": []}],
     )
@@ -61,4 +79,5 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         logging_config=None,
     )
     app.state.settings = settings
+    app.state.address_policy = AddressPolicy(settings.allowed_networks or ())
     return app

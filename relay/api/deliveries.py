@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.di import NamedDependency
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.params import FromQuery, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 
@@ -16,7 +16,8 @@ from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
-from relay.states import DeliveryState
+from relay.delivery.replay import replay_deliveries
+from relay.states import TERMINAL, DeliveryState
 
 DeliveryId = Annotated[str, PathParameter(max_length=64, description="A delivery id (`dlv_…`).")]
 
@@ -50,8 +51,18 @@ class DeliveryOut(msgspec.Struct):
     last_attempt_at: datetime | None
     last_status: int | None
     last_error: str | None
+    held_by: str | None
+    replay_of: str | None
+    replayed_at: datetime | None
     created_at: datetime
     completed_at: datetime | None
+
+
+class ReplayOut(msgspec.Struct):
+    """A delivery made by a replay."""
+
+    id: str
+    replay_of: str
 
 
 class DeliveryDetail(DeliveryOut):
@@ -73,6 +84,9 @@ def delivery_out(row: dict[str, Any]) -> DeliveryOut:
         last_attempt_at=row["last_attempt_at"],
         last_status=row["last_status"],
         last_error=row["last_error"],
+        held_by=row["held_by"],
+        replay_of=row["replay_of"],
+        replayed_at=row["replayed_at"],
         created_at=row["created_at"],
         completed_at=row["completed_at"],
     )

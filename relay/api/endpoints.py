@@ -20,6 +20,8 @@ from relay.db.sql import fetch_all, fetch_one, queries
 from relay.db.tenants import Principal
 from relay.ids import new_id
 from relay.signing import new_secret
+from relay.urlguard import AddressPolicy, BlockedAddress
+from relay.queue import defer_verification
 
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]
@@ -29,6 +31,11 @@ HeaderValue = Annotated[str, Meta(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
 Timeout = Annotated[float, Meta(ge=1, le=60, description="Seconds the whole attempt may take (1-60).")]
 Secret = Annotated[str, Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
 Description = Annotated[str, Meta(max_length=1024)]
+RetrySchedule = Annotated[
+    list[Annotated[float, Meta(ge=0, le=7 * 86400)]],
+    Meta(min_length=1, max_length=20, description="Seconds to wait before each retry, after the first attempt."),
+]
+RateLimit = Annotated[int, Meta(ge=1, le=100_000, description="At most this many deliveries per second.")]
 EndpointId = Annotated[str, PathParameter(max_length=64, description="An endpoint id (`ep_…`).")]
 
 # Headers Relay sets itself (F6, F7); an endpoint may not replace them.
@@ -49,6 +56,11 @@ class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
     timeout_seconds: Timeout | None = None
     secret: Secret | None = None
+    retry_schedule: RetrySchedule | None = None
+    rate_limit: RateLimit | None = None
+    fifo: bool = False
+    legacy_signature: bool = False
+    verify: bool = False
 
 
 class EndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,6 +73,10 @@ class EndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
     headers: Annotated[dict[HeaderName, HeaderValue], Meta(max_length=20)] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     timeout_seconds: Timeout | UnsetType = UNSET
+    retry_schedule: RetrySchedule | None | UnsetType = UNSET
+    rate_limit: RateLimit | None | UnsetType = UNSET
+    fifo: bool | UnsetType = UNSET
+    legacy_signature: bool | UnsetType = UNSET
 
 
 class EndpointOut(msgspec.Struct):
@@ -75,6 +91,13 @@ class EndpointOut(msgspec.Struct):
     enabled: bool
     disabled_reason: str | None
     timeout_seconds: float
+    retry_schedule: list[float] | None
+    rate_limit: int | None
+    fifo: bool
+    legacy_signature: bool
+    paused: bool
+    verification: str
+    verification_error: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -103,13 +126,20 @@ def endpoint_out(row: dict[str, Any]) -> EndpointOut:
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         timeout_seconds=row["timeout_ms"] / 1000,
+        retry_schedule=row["retry_schedule"],
+        rate_limit=row["rate_limit"],
+        fifo=row["fifo"],
+        legacy_signature=row["legacy_signature"],
+        paused=row["paused"],
+        verification=row["verification"],
+        verification_error=row["verification_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
 
 
-def check_url(url: str) -> None:
-    """Reject URLs that parse but cannot be delivered to."""
+def check_url(url: str, policy: AddressPolicy) -> None:
+    """Reject URLs that parse but cannot be delivered to, or point at a refused address (SSRF)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -119,6 +149,10 @@ def check_url(url: str) -> None:
         raise Problem(422, "The URL needs a host.", field="$.url")
     if parts.username or parts.password:
         raise Problem(422, "Put credentials in custom headers, not in the URL.", field="$.url")
+    try:
+        policy.check_literal(parts.hostname)
+    except BlockedAddress as exc:
+        raise Problem(422, f"Relay does not deliver there: {exc}.", field="$.url") from None
 
 
 def check_headers(headers: dict[str, str]) -> None:
@@ -142,7 +176,7 @@ class EndpointController(Controller):
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
     async def create(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EndpointCreate]) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
-        check_url(data.url)
+        check_url(data.url, request.app.state.address_policy)
         check_headers(data.headers)
         timeout = data.timeout_seconds or request.app.state.settings.default_timeout_seconds
         row = await fetch_one(
@@ -159,9 +193,16 @@ class EndpointController(Controller):
                 "headers": Jsonb(data.headers),
                 "enabled": data.enabled,
                 "timeout_ms": int(timeout * 1000),
+                "retry_schedule": data.retry_schedule,
+                "rate_limit": data.rate_limit,
+                "fifo": data.fifo,
+                "legacy_signature": data.legacy_signature,
+                "verification": "pending" if data.verify else "not_required",
             },
         )
         assert row is not None
+        if data.verify:
+            await defer_verification(principal.tenant_id, row["id"])
         return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
@@ -193,7 +234,7 @@ class EndpointController(Controller):
     async def update(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
         if data.url is not UNSET:
-            check_url(data.url)
+            check_url(data.url, request.app.state.address_policy)
         if data.headers is not UNSET:
             check_headers(data.headers)
 
@@ -210,15 +251,24 @@ class EndpointController(Controller):
             "headers": None if data.headers is UNSET else Jsonb(data.headers),
             "timeout_ms": None if data.timeout_seconds is UNSET else int(data.timeout_seconds * 1000),
             "enabled": given(data.enabled),
+            "retry_schedule": None if data.retry_schedule is UNSET else data.retry_schedule,
+            "clear_retry_schedule": data.retry_schedule is None,
+            "rate_limit": None if data.rate_limit is UNSET else data.rate_limit,
+            "clear_rate_limit": data.rate_limit is None,
+            "fifo": given(data.fifo),
+            "legacy_signature": given(data.legacy_signature),
         }
+        target = {"tenant_ids": [principal.tenant_id], "endpoint_ids": [endpoint_id]}
         async with conn.transaction():
             row = await fetch_one(conn, "update_endpoint", params)
             if row is None:
                 raise not_found(endpoint_id)
             if data.enabled is False:
+                await conn.execute(queries["disable_endpoints"], {**target, "reason": "manual"})
+            elif data.enabled is True:
                 await conn.execute(
-                    queries["kill_open_deliveries_of_endpoint"],
-                    {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "endpoint disabled"},
+                    queries["release_held_deliveries"],
+                    {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "disabled"},
                 )
         return endpoint_out(row)
 
@@ -230,6 +280,6 @@ class EndpointController(Controller):
             if row is None:
                 raise not_found(endpoint_id)
             await conn.execute(
-                queries["kill_open_deliveries_of_endpoint"],
-                {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "endpoint deleted"},
+                queries["disable_endpoints"],
+                {"tenant_ids": [principal.tenant_id], "endpoint_ids": [endpoint_id], "reason": "deleted"},
             )

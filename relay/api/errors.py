@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import psycopg
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from psycopg_pool import PoolTimeout
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -96,6 +98,12 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Prob
     return problem_response(exc.status_code, detail, errors, exc.headers)
 
 
+def _handle_database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDocument]:
+    # The request may be retried as it is: with an idempotency key, nothing is stored twice.
+    log.warning("api.database_unavailable", path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDocument]:
     # Log the type and route only: the exception text may quote request data.
     log.error("api.unhandled_error", path=request.url.path, method=request.method, error_type=type(exc).__name__)
@@ -105,6 +113,8 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
 exception_handlers = {
     Problem: _handle_problem,
     HTTPException: _handle_http,
+    psycopg.OperationalError: _handle_database_down,
+    PoolTimeout: _handle_database_down,
     Exception: _handle_unexpected,
 }
 

@@ -12,14 +12,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
 
-from relay.api.deliveries import DeliveryDetail, delivery_details
+from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, request_hash
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
 from relay.envelope import build_envelope, payload_of
+from relay.delivery.replay import replay_deliveries
 from relay.ids import new_id
+from relay.states import TERMINAL
 
 EventType = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")]
 Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -209,6 +211,26 @@ class EventController(Controller):
         details = await delivery_details(conn, principal.tenant_id, deliveries)
         event = _event_out(row)
         return EventDetail(**msgspec.structs.asdict(event), deliveries=details)
+
+    @post("/{event_id:str}/replay", operation_id="replayEvent", status_code=202, responses=problem_responses(401, 404, 409))
+    async def replay(
+        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], event_id: EventId
+    ) -> EventReplayed:
+        """Send an event again to every endpoint it went to, where its latest delivery has finished."""
+        if await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id}) is None:
+            raise Problem(404, f"No event {event_id!r}.")
+        latest = await fetch_all(conn, "latest_deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id})
+        finished = [row["id"] for row in latest if row["state"] in TERMINAL]
+        if not finished:
+            raise Problem(409, f"Event {event_id!r} has no finished delivery to replay.")
+        made = await replay_deliveries(conn, principal.tenant_id, finished)
+        return EventReplayed(deliveries=[ReplayOut(id=m.id, replay_of=m.replay_of) for m in made])
+
+
+class EventReplayed(msgspec.Struct):
+    """The deliveries an event replay made."""
+
+    deliveries: list[ReplayOut]
 
 
 def _event_out(row: dict[str, Any]) -> EventOut:

@@ -18,10 +18,10 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from relay.db.sql import queries
-from relay.delivery.outcome import AttemptResult, next_state
+from relay.delivery.outcome import AttemptResult, counts_against_endpoint, next_state
 from relay.delivery.sender import Claim, Sender
 from relay.ids import new_id
-from relay.states import DeliveryState
+from relay.states import TERMINAL, DeliveryState
 
 CHANNEL = "relay_deliveries"
 _RECORD_BATCH = 1000
@@ -54,6 +54,7 @@ class Dispatcher:
         claim_batch_size: int,
         poll_interval: float,
         lease_margin: float,
+        circuit: CircuitSettings | None = None,
     ) -> None:
         self._pool = pool
         self._conninfo = conninfo
@@ -65,6 +66,7 @@ class Dispatcher:
         self._min_claim = max(1, self._batch // 8)
         self._poll = poll_interval
         self._lease_margin = lease_margin
+        self._circuit = circuit or CircuitSettings()
         self._inflight: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -116,19 +118,21 @@ class Dispatcher:
         self._slot_freed.set()
 
     async def _claim(self, limit: int) -> list[Claim]:
+        """Claim due deliveries; return those to send now (the others were held or rescheduled)."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 queries["claim_due_deliveries"], {"limit": limit, "lease_margin": self._lease_margin}
             )
             rows = await cursor.fetchall()
-        return [Claim(*row) for row in rows]
+        return [Claim(*row[1:]) for row in rows if row[0] == "send"]
 
     async def _attempt(self, claim: Claim) -> None:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         result = await self._sender.send(claim)
         duration_ms = int((time.perf_counter() - started) * 1000)
-        state, delay = next_state(result, claim.attempt_number, self._schedule)
+        schedule = tuple(claim.retry_schedule) if claim.retry_schedule else self._schedule
+        state, delay = next_state(result, claim.attempt_number, schedule)
         self.sent += 1
         if state is not DeliveryState.SUCCEEDED:
             log.info(
@@ -170,11 +174,21 @@ class Dispatcher:
         again: at-least-once, never lost.
         """
         params = _record_params(batch)
+        health = _health_params(batch)
+        fifo_done = _endpoint_params([o for o in batch if o.claim.fifo and o.state in TERMINAL])
+        gone = _endpoint_params([o for o in batch if o.result.status == 410])
         delay = 0.2
         while True:
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection() as conn, conn.transaction():
                     await conn.execute(queries["record_outcomes"], params)
+                    if health["endpoint_ids"]:
+                        await conn.execute(queries["update_endpoint_health"], {**health, **self._circuit.params()})
+                    if fifo_done["endpoint_ids"]:
+                        await conn.execute(queries["release_fifo_heads"], fifo_done)
+                    if gone["endpoint_ids"]:
+                        await conn.execute(queries["disable_endpoints"], {**gone, "reason": "gone"})
+                        log.warning("endpoint.disabled", reason="gone", endpoint_ids=gone["endpoint_ids"])
                 return
             except (psycopg.Error, OSError) as exc:
                 log.warning("dispatcher.record_failed", error=str(exc), outcomes=len(batch), retry_in=delay)
@@ -193,6 +207,48 @@ class Dispatcher:
             except (psycopg.Error, OSError) as exc:
                 log.warning("dispatcher.listen_failed", error=str(exc))
                 await _first_of(stop, timeout=1.0)
+
+
+class CircuitSettings(msgspec.Struct, frozen=True):
+    """When a circuit opens and how long it stays open."""
+
+    failure_threshold: int = 5
+    cooldown_seconds: float = 60.0
+    max_cooldown_seconds: float = 600.0
+
+    def params(self) -> dict[str, float]:
+        return {
+            "threshold": self.failure_threshold,
+            "cooldown": self.cooldown_seconds,
+            "max_cooldown": self.max_cooldown_seconds,
+        }
+
+
+def _health_params(batch: list[Outcome]) -> dict[str, list]:
+    """Summarise a batch per endpoint for the circuit breaker: failures since the last answer."""
+    summary: dict[tuple[str, str], list] = {}
+    for outcome in sorted(batch, key=lambda o: o.started_at):
+        verdict = counts_against_endpoint(outcome.result)
+        if verdict is None:
+            continue
+        key = (outcome.claim.tenant_id, outcome.claim.endpoint_id)
+        trailing, had_success, first_failure_at = summary.get(key, [0, False, None])
+        if verdict:
+            summary[key] = [trailing + 1, had_success, first_failure_at or outcome.started_at]
+        else:
+            summary[key] = [0, True, None]
+    return {
+        "tenant_ids": [key[0] for key in summary],
+        "endpoint_ids": [key[1] for key in summary],
+        "trailing_failures": [value[0] for value in summary.values()],
+        "had_success": [value[1] for value in summary.values()],
+        "first_failure_at": [value[2] for value in summary.values()],
+    }
+
+
+def _endpoint_params(batch: list[Outcome]) -> dict[str, list]:
+    keys = sorted({(o.claim.tenant_id, o.claim.endpoint_id) for o in batch})
+    return {"tenant_ids": [k[0] for k in keys], "endpoint_ids": [k[1] for k in keys]}
 
 
 def _record_params(batch: list[Outcome]) -> dict[str, list]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 import ssl
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from relay.backoff import retry_delay
 from relay.states import DeliveryState
+from relay.urlguard import BlockedAddress
 
 
 class ErrorClass(enum.StrEnum):
@@ -23,6 +26,8 @@ class ErrorClass(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # 429
     CLIENT_ERROR = "client_error"  # 4xx other than the retryable ones
     GONE = "gone"  # 410
+    BLOCKED = "blocked"  # the address is not allowed (SSRF guard): permanent
+    LEASE_EXPIRED = "lease_expired"  # the worker died mid-attempt (logged by the claim, never here)
 
 
 # 4xx statuses that mean "try again later" rather than "this will never work" (F11).
@@ -59,6 +64,8 @@ def from_exception(exc: BaseException) -> ErrorClass:
     """Return the error class of an exception raised while sending (looks through the cause chain)."""
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, BlockedAddress):
+            return ErrorClass.BLOCKED
         if isinstance(seen, TimeoutError):
             return ErrorClass.TIMEOUT
         if isinstance(seen, ssl.SSLError | aiohttp.ClientSSLError):
@@ -72,12 +79,47 @@ def from_exception(exc: BaseException) -> ErrorClass:
 def is_retryable(result: AttemptResult) -> bool:
     """Tell whether a failed attempt may succeed later (F11: network, timeout, TLS, 3xx, 5xx, 408, 425, 429)."""
     if result.status is None:
-        return True
+        return result.error_class is not ErrorClass.BLOCKED
     return result.status >= 500 or result.status in RETRYABLE_4XX or 300 <= result.status < 400
 
 
+def counts_against_endpoint(result: AttemptResult) -> bool | None:
+    """For the circuit breaker: True for a failure of the endpoint, False when it answered, None when neither.
+
+    A permanent 4xx shows the endpoint is up and answering, so it resets the count.
+    """
+    if result.error_class is None:
+        return False
+    if result.error_class is ErrorClass.BLOCKED:
+        return None
+    return is_retryable(result)
+
+
+def retry_after_seconds(result: AttemptResult, now: float | None = None) -> float | None:
+    """Return the delay a 429 or 503 asked for with Retry-After (seconds or an HTTP date), if any."""
+    if result.status not in (429, 503) or not result.response_headers:
+        return None
+    value = next((v for k, v in result.response_headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
 def next_state(result: AttemptResult, attempts_made: int, schedule: tuple[float, ...]) -> tuple[DeliveryState, float | None]:
-    """Return the state the delivery moves to after this attempt, and the delay before the next one."""
+    """Return the state the delivery moves to after this attempt, and the delay before the next one.
+
+    A Retry-After on 429/503 replaces the scheduled delay, clamped to the schedule's
+    shortest and longest steps, so a receiver can slow Relay down but not stall it.
+    """
     if result.error_class is None:
         return DeliveryState.SUCCEEDED, None
     if not is_retryable(result):
@@ -85,4 +127,7 @@ def next_state(result: AttemptResult, attempts_made: int, schedule: tuple[float,
     delay = retry_delay(schedule, attempts_made)
     if delay is None:
         return DeliveryState.DEAD, None
+    asked = retry_after_seconds(result)
+    if asked is not None:
+        delay = min(max(asked, min(schedule)), max(schedule))
     return DeliveryState.RETRYING, delay

@@ -12,7 +12,8 @@ from httpx_aiohttp import AiohttpTransport
 
 from relay import __version__
 from relay.delivery.outcome import AttemptResult, ErrorClass, from_exception, from_status
-from relay.signing import secret_key, signature_header
+from relay.signing import legacy_signature, secret_key, signature_header
+from relay.urlguard import AddressPolicy, BlockedAddress, GuardedResolver
 
 USER_AGENT = f"Relay-Webhooks/{__version__}"
 
@@ -28,13 +29,20 @@ class Claim:
     attempt_number: int
     url: str
     secret: str
+    previous_secret: str | None  # still signs during a rotation's grace period
+    legacy_signature: bool
     headers: dict[str, str]
     timeout_ms: int
+    retry_schedule: list[float] | None  # the event type's or the endpoint's; None = the default
+    fifo: bool
     body: bytes
 
 
 def build_headers(claim: Claim, timestamp: int) -> dict[str, str]:
     """Return the request headers: the endpoint's own first, so Relay's can never be overridden."""
+    keys = [secret_key(claim.secret)]
+    if claim.previous_secret:
+        keys.append(secret_key(claim.previous_secret))
     headers = dict(claim.headers)
     headers.update(
         {
@@ -42,24 +50,32 @@ def build_headers(claim: Claim, timestamp: int) -> dict[str, str]:
             "user-agent": USER_AGENT,
             "webhook-id": claim.event_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header([secret_key(claim.secret)], claim.event_id, timestamp, claim.body),
+            "webhook-signature": signature_header(keys, claim.event_id, timestamp, claim.body),
         }
     )
+    if claim.legacy_signature:
+        headers["x-relay-signature"] = legacy_signature(claim.secret, claim.body)
     return headers
 
 
 class Sender:
     """An HTTP client shared by every attempt of one worker process."""
 
-    def __init__(self, *, max_connections: int, response_body_limit: int) -> None:
+    def __init__(self, *, max_connections: int, response_body_limit: int, policy: AddressPolicy) -> None:
         self._limit = response_body_limit
         self._max_connections = max_connections
+        self._policy = policy
         self._client: httpx.AsyncClient | None = None
 
     def _open(self) -> httpx.AsyncClient:
         # aiohttp needs a running loop, so the session is made on first use.
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=10),
+            connector=aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=10,
+                resolver=GuardedResolver(self._policy),
+            ),
             auto_decompress=False,
         )
         return httpx.AsyncClient(
@@ -80,6 +96,11 @@ class Sender:
         if self._client is None:
             self._client = self._open()
         headers = build_headers(claim, int(time.time()))
+        try:
+            # Names are checked on the address they resolve to; IP literals skip the resolver.
+            self._policy.check_literal(httpx.URL(claim.url).host)
+        except BlockedAddress as exc:
+            return AttemptResult(None, ErrorClass.BLOCKED, str(exc))
         try:
             async with asyncio.timeout(claim.timeout_ms / 1000):
                 async with self._client.stream("POST", claim.url, content=claim.body, headers=headers) as response:

@@ -10,10 +10,11 @@ import procrastinate
 import structlog
 
 from relay.db.pool import open_pool
-from relay.delivery.dispatcher import Dispatcher
+from relay.delivery.dispatcher import CircuitSettings, Dispatcher
 from relay.delivery.sender import Sender
 from relay.settings import Settings
-from relay.worker.app import app as procrastinate_app
+from relay.urlguard import AddressPolicy, describe
+from relay.queue import Resources, use_database
 
 log = structlog.get_logger("relay.worker")
 
@@ -22,7 +23,10 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
     """Deliver and run jobs until `stop` is set; in-flight attempts finish and are recorded first."""
     concurrency = concurrency or settings.dispatch_concurrency
     pool = await open_pool(conninfo, min_size=2, max_size=4, name="relay-worker")
-    sender = Sender(max_connections=concurrency, response_body_limit=settings.response_body_limit)
+    sender_policy = AddressPolicy(settings.allowed_networks or ())
+    sender = Sender(
+        max_connections=concurrency, response_body_limit=settings.response_body_limit, policy=sender_policy
+    )
     dispatcher = Dispatcher(
         pool,
         conninfo,
@@ -32,23 +36,44 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
         claim_batch_size=settings.claim_batch_size,
         poll_interval=settings.poll_interval_seconds,
         lease_margin=settings.lease_margin_seconds,
+        circuit=CircuitSettings(
+            failure_threshold=settings.circuit_failure_threshold,
+            cooldown_seconds=settings.circuit_cooldown_seconds,
+            max_cooldown_seconds=settings.circuit_max_cooldown_seconds,
+        ),
     )
-    jobs_app = procrastinate_app.with_connector(procrastinate.PsycopgConnector(conninfo=conninfo))
-    log.info("worker.started", concurrency=concurrency)
+    context = {"relay": Resources(pool=pool, settings=settings, sender=sender)}
+    log.info("worker.started", concurrency=concurrency, **describe(sender_policy))
+    jobs_pool = await open_pool(conninfo, min_size=1, max_size=6, name="relay-jobs")
+    jobs_app = use_database(conninfo)
     try:
-        async with jobs_app.open_async():
-            jobs = asyncio.create_task(
-                jobs_app.run_worker_async(install_signal_handlers=False, concurrency=4, name="relay-jobs")
-            )
-            try:
-                await dispatcher.run(stop)
-            finally:
-                jobs.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await jobs
+        jobs = asyncio.create_task(_supervise_jobs(jobs_app, jobs_pool, context, stop))
+        try:
+            await dispatcher.run(stop)
+        finally:
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs
     finally:
         await pool.close()
+        await jobs_pool.close()
         log.info("worker.stopped", attempts=dispatcher.sent)
+
+
+async def _supervise_jobs(jobs_app: procrastinate.App, jobs_pool, context: dict, stop: asyncio.Event) -> None:
+    """Run procrastinate's worker, and start it again if it fails (say, while PostgreSQL restarts)."""
+    while not stop.is_set():
+        try:
+            async with jobs_app.open_async(pool=jobs_pool):
+                await jobs_app.run_worker_async(
+                    install_signal_handlers=False, concurrency=4, name="relay-jobs",
+                    additional_context=context, delete_jobs="successful",
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure: log, wait, start again
+            log.warning("worker.jobs_restarting", error_type=type(exc).__name__, error=str(exc)[:200])
+            await asyncio.sleep(2)  # back off before reconnecting, not synchronisation
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

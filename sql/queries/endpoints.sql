@@ -1,7 +1,9 @@
 -- name: insert_endpoint
-INSERT INTO relay.endpoints (id, tenant_id, url, description, secret, event_types, channels, headers, enabled, timeout_ms)
+INSERT INTO relay.endpoints (id, tenant_id, url, description, secret, event_types, channels, headers, enabled,
+                             timeout_ms, retry_schedule, rate_limit, fifo, legacy_signature, verification)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(secret)s, %(event_types)s, %(channels)s,
-        %(headers)s, %(enabled)s, %(timeout_ms)s)
+        %(headers)s, %(enabled)s, %(timeout_ms)s, %(retry_schedule)s, %(rate_limit)s, %(fifo)s,
+        %(legacy_signature)s, %(verification)s)
 RETURNING *;
 
 -- name: get_endpoint
@@ -16,7 +18,7 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: update_endpoint
--- A NULL parameter leaves its column as it is.
+-- A NULL parameter leaves its column as it is; clear_* parameters set a column to NULL.
 UPDATE relay.endpoints SET
     url = coalesce(%(url)s, url),
     description = coalesce(%(description)s, description),
@@ -24,10 +26,38 @@ UPDATE relay.endpoints SET
     channels = coalesce(%(channels)s, channels),
     headers = coalesce(%(headers)s, headers),
     timeout_ms = coalesce(%(timeout_ms)s, timeout_ms),
+    retry_schedule = CASE WHEN %(clear_retry_schedule)s THEN NULL ELSE coalesce(%(retry_schedule)s, retry_schedule) END,
+    rate_limit = CASE WHEN %(clear_rate_limit)s THEN NULL ELSE coalesce(%(rate_limit)s, rate_limit) END,
+    fifo = coalesce(%(fifo)s, fifo),
+    legacy_signature = coalesce(%(legacy_signature)s, legacy_signature),
     enabled = coalesce(%(enabled)s, enabled),
     disabled_reason = CASE WHEN coalesce(%(enabled)s, enabled) THEN NULL
                            WHEN %(enabled)s IS NOT NULL THEN 'manual' ELSE disabled_reason END,
+    -- Re-enabling starts the failure clock and the circuit afresh.
+    failing_since = CASE WHEN %(enabled)s AND NOT enabled THEN NULL ELSE failing_since END,
+    consecutive_failures = CASE WHEN %(enabled)s AND NOT enabled THEN 0 ELSE consecutive_failures END,
+    circuit_state = CASE WHEN %(enabled)s AND NOT enabled THEN 'closed' ELSE circuit_state END,
     updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
+RETURNING *;
+
+-- name: set_endpoint_paused
+UPDATE relay.endpoints SET paused = %(paused)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
+RETURNING *;
+
+-- name: rotate_endpoint_secret
+-- The current secret becomes the previous one and keeps signing until the grace period ends.
+UPDATE relay.endpoints
+SET previous_secret = secret,
+    previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s),
+    secret = %(secret)s,
+    updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
+RETURNING *;
+
+-- name: set_endpoint_verification
+UPDATE relay.endpoints SET verification = %(verification)s, verification_error = %(error)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
 RETURNING *;
 

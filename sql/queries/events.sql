@@ -17,18 +17,33 @@ WITH incoming AS (
     FROM incoming
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, type, channels
-), fanned AS (
-    INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, next_attempt_at)
-    SELECT relay.new_id('dlv'), %(tenant_id)s, i.id, ep.id, i.type, 'pending', now()
+), targets AS (
+    -- Each new event with every endpoint it goes to. A paused endpoint holds its new
+    -- deliveries; a FIFO endpoint holds all but its oldest open one.
+    SELECT i.id AS event_id, i.type, ep.id AS endpoint_id, t.position,
+           CASE WHEN ep.paused THEN 'pause'
+                WHEN ep.fifo AND (
+                    row_number() OVER (PARTITION BY ep.id ORDER BY t.position) > 1
+                    OR EXISTS (SELECT 1 FROM relay.deliveries o
+                               WHERE o.tenant_id = %(tenant_id)s AND o.endpoint_id = ep.id
+                                 AND o.state IN ('pending', 'retrying', 'delivering')))
+                    THEN 'fifo'
+           END AS held_by
     FROM inserted i
     JOIN incoming t ON t.id = i.id
     JOIN relay.endpoints ep
       ON ep.tenant_id = %(tenant_id)s AND ep.enabled AND ep.deleted_at IS NULL
+     AND ep.verification IN ('not_required', 'verified')
      AND CASE WHEN t.endpoint_id IS NOT NULL THEN ep.id = t.endpoint_id
               ELSE relay.type_matches(ep.event_types, i.type)
                    AND (cardinality(ep.channels) = 0 OR ep.channels && i.channels)
          END
-    ORDER BY t.position
+), fanned AS (
+    INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, held_by, next_attempt_at)
+    SELECT relay.new_id('dlv'), %(tenant_id)s, event_id, endpoint_id, type, 'pending', held_by,
+           CASE WHEN held_by IS NULL THEN now() ELSE 'infinity'::timestamptz END
+    FROM targets
+    ORDER BY position
     RETURNING event_id
 ), counts AS (
     SELECT event_id, count(*) AS deliveries FROM fanned GROUP BY event_id

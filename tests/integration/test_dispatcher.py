@@ -15,12 +15,15 @@ from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
 from tests.integration.test_ingest import add_endpoint, event, ingest
 from tests.receiver import Receiver
+from relay.urlguard import AddressPolicy, parse_networks
 from tests.support import wait_until
+
+LOOPBACK = AddressPolicy(parse_networks("127.0.0.0/8"))
 
 
 def claim_all(db: psycopg.Connection, lease_margin: float) -> list[Claim]:
     rows = db.execute(queries["claim_due_deliveries"], {"limit": 1000, "lease_margin": lease_margin}).fetchall()
-    return [Claim(*row) for row in rows]
+    return [Claim(*row[1:]) for row in rows if row[0] == "send"]
 
 
 def state_of(db: psycopg.Connection, event_id: str) -> tuple[str, int]:
@@ -30,7 +33,7 @@ def state_of(db: psycopg.Connection, event_id: str) -> tuple[str, int]:
 async def run_dispatcher_until(conninfo: str, done) -> None:
     pool = await open_pool(conninfo, max_size=2)
     dispatcher = Dispatcher(
-        pool, conninfo, Sender(max_connections=8, response_body_limit=100),
+        pool, conninfo, Sender(max_connections=8, response_body_limit=100, policy=LOOPBACK),
         retry_schedule=(1.0,), concurrency=8, claim_batch_size=8, poll_interval=0.1, lease_margin=30,
     )
     stop = asyncio.Event()
@@ -61,6 +64,11 @@ def test_claim_of_a_dead_worker_comes_back_after_its_lease(conninfo, db, tenant)
         asyncio.run(run_dispatcher_until(conninfo, lambda: state_of(db, accepted.id)[0] == "succeeded"))
         assert len(receiver.received()) == 1
     assert state_of(db, accepted.id) == ("succeeded", 2)
+    log = db.execute(
+        "SELECT attempt_number, error_class, outcome::text FROM relay.attempts WHERE event_id = %s ORDER BY attempt_number",
+        (accepted.id,),
+    ).fetchall()
+    assert log == [(1, "lease_expired", "delivering"), (2, None, "succeeded")]  # the lost attempt is on record
 
 
 def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo, db, tenant) -> None:
@@ -74,8 +82,12 @@ def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo
     updated = db.execute(queries["record_outcomes"], _record_params([late])).fetchall()
     assert updated == []  # lost the race: the delivery belongs to the second claim now
     assert state_of(db, accepted.id) == ("delivering", 2)
-    logged = db.execute("SELECT attempt_number FROM relay.attempts WHERE delivery_id = %s", (first.delivery_id,)).fetchall()
-    assert logged == [(1,)]  # but what happened on the wire is still in the log
+    logged = db.execute(
+        "SELECT attempt_number, error_class, response_status FROM relay.attempts WHERE delivery_id = %s ORDER BY started_at",
+        (first.delivery_id,),
+    ).fetchall()
+    # The second claim logged attempt 1 as lost; the late result is still logged as what happened on the wire.
+    assert sorted(logged, key=str) == sorted([(1, "lease_expired", None), (1, None, 200)], key=str)
 
 
 def test_stop_finishes_in_flight_attempts_and_records_them(conninfo, db, tenant) -> None:

@@ -1,0 +1,85 @@
+"""`/v1/dead-letter`: dead deliveries not yet replayed or discarded; replay them in bulk, or discard (F12)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
+from msgspec import Meta
+from psycopg import AsyncConnection
+
+from relay.api.deliveries import DeliveryId, DeliveryOut, delivery_out
+from relay.api.errors import Problem, problem_responses
+from relay.api.operations import OperationOut, start_operation
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal
+
+
+class DeadLetterFilter(msgspec.Struct, forbid_unknown_fields=True):
+    """Which dead deliveries to replay (all of them when empty)."""
+
+    endpoint_id: Annotated[str, Meta(max_length=64)] | None = None
+    event_type: Annotated[str, Meta(max_length=255)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class DeadLetterController(Controller):
+    """The dead letter of the calling tenant."""
+
+    path = "/v1/dead-letter"
+    tags = ["dead-letter"]
+
+    @get("/", operation_id="listDeadLetter", responses=problem_responses(400, 401))
+    async def list(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[AsyncConnection],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        endpoint_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
+        since: Annotated[datetime | None, QueryParameter(description="Created at or after (ISO 8601).")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
+    ) -> Page[DeliveryOut]:
+        """List dead deliveries that were neither replayed nor discarded, newest first."""
+        rows = await fetch_all(
+            conn,
+            "list_dead_letter",
+            {
+                "tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "endpoint_id": endpoint_id,
+                "event_type": event_type, "since": since, "until": until,
+            },
+        )
+        items = [delivery_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+
+    @post("/replay", operation_id="replayDeadLetter", status_code=202, responses=problem_responses(400, 401))
+    async def replay(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[AsyncConnection],
+        data: JSONBody[DeadLetterFilter | None] = None,
+    ) -> OperationOut:
+        """Replay every dead delivery the filter selects, once each, as a background operation."""
+        chosen = data or DeadLetterFilter()
+        scope: dict[str, Any] = {
+            key: (value.isoformat() if isinstance(value, datetime) else value)
+            for key, value in msgspec.structs.asdict(chosen).items()
+            if value is not None
+        }
+        return await start_operation(conn, principal.tenant_id, "replay_dead_letter", scope)
+
+    @delete("/{delivery_id:str}", operation_id="discardDeadLetter", status_code=204, responses=problem_responses(401, 404))
+    async def discard(
+        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId
+    ) -> None:
+        """Discard a dead delivery: it stays in the log but leaves the dead letter."""
+        row = await fetch_one(conn, "discard_dead_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
+        if row is None:
+            raise Problem(404, f"No dead delivery {delivery_id!r} in the dead letter.")

@@ -1,0 +1,84 @@
+"""`/v1/event-types`: registered event types, with an optional retry schedule that wins over the endpoint's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
+from psycopg import AsyncConnection
+
+from relay.api.endpoints import Description, RetrySchedule
+from relay.api.errors import Problem, problem_responses
+from relay.api.events import EventType
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal
+
+EventTypeName = Annotated[str, PathParameter(max_length=255, description="An event type name, e.g. `invoice.paid`.")]
+
+
+class EventTypeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An event type; registering a name again replaces it."""
+
+    name: EventType
+    description: Description = ""
+    retry_schedule: RetrySchedule | None = None
+
+
+class EventTypeOut(msgspec.Struct):
+    """A registered event type."""
+
+    name: str
+    description: str
+    retry_schedule: list[float] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def event_type_out(row: dict[str, Any]) -> EventTypeOut:
+    return EventTypeOut(**{field: row[field] for field in EventTypeOut.__struct_fields__})
+
+
+class EventTypeController(Controller):
+    """Event types of the calling tenant."""
+
+    path = "/v1/event-types"
+    tags = ["event-types"]
+
+    @post("/", operation_id="putEventType", status_code=201, responses=problem_responses(400, 401))
+    async def put(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EventTypeIn]) -> EventTypeOut:
+        """Register (or replace) an event type."""
+        row = await fetch_one(
+            conn, "upsert_event_type",
+            {"tenant_id": principal.tenant_id, "name": data.name, "description": data.description, "retry_schedule": data.retry_schedule},
+        )
+        assert row is not None
+        return event_type_out(row)
+
+    @get("/", operation_id="listEventTypes", responses=problem_responses(400, 401))
+    async def list(
+        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> Page[EventTypeOut]:
+        """List event types by name."""
+        rows = await fetch_all(conn, "list_event_types", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
+        items = [event_type_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].name if len(rows) > limit else None)
+
+    @get("/{name:str}", operation_id="getEventType", responses=problem_responses(401, 404))
+    async def read(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], name: EventTypeName) -> EventTypeOut:
+        """Read one event type."""
+        row = await fetch_one(conn, "get_event_type", {"tenant_id": principal.tenant_id, "name": name})
+        if row is None:
+            raise Problem(404, f"No event type {name!r}.")
+        return event_type_out(row)
+
+    @delete("/{name:str}", operation_id="deleteEventType", status_code=204, responses=problem_responses(401, 404))
+    async def remove(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], name: EventTypeName) -> None:
+        """Forget an event type (its events stay)."""
+        if await fetch_one(conn, "delete_event_type", {"tenant_id": principal.tenant_id, "name": name}) is None:
+            raise Problem(404, f"No event type {name!r}.")

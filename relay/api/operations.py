@@ -1,0 +1,74 @@
+"""`/v1/operations/{id}`: progress of bulk work done in the background (dead-letter replay, recovery)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+import procrastinate
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import PathParameter
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from relay.api.errors import Problem, problem_responses
+from relay.db.sql import fetch_one
+from relay.db.tenants import Principal
+from relay.ids import new_id
+from relay.queue import defer_operation
+
+
+class OperationOut(msgspec.Struct):
+    """A bulk operation and how far it got."""
+
+    id: str
+    kind: str
+    status: str
+    filter: dict[str, Any]
+    total: int | None
+    replayed: int
+    skipped: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def operation_out(row: dict[str, Any]) -> OperationOut:
+    """Shape a database row for the API."""
+    return OperationOut(**{field: row[field] for field in OperationOut.__struct_fields__})
+
+
+async def start_operation(conn: AsyncConnection, tenant_id: str, kind: str, scope: dict[str, Any]) -> OperationOut:
+    """Store an operation, then queue its job; a job that failed to queue is queued by the next sweep."""
+    row = await fetch_one(
+        conn, "insert_operation", {"id": new_id("op"), "tenant_id": tenant_id, "kind": kind, "filter": Jsonb(scope)}
+    )
+    assert row is not None
+    try:
+        await defer_operation(tenant_id, row["id"])
+    except procrastinate.exceptions.ConnectorException:
+        pass  # relay.requeue_operations queues it within a minute
+    return operation_out(row)
+
+
+class OperationController(Controller):
+    """Bulk operations of the calling tenant."""
+
+    path = "/v1/operations"
+    tags = ["operations"]
+
+    @get("/{operation_id:str}", operation_id="getOperation", responses=problem_responses(401, 404))
+    async def read(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[AsyncConnection],
+        operation_id: Annotated[str, PathParameter(max_length=64)],
+    ) -> OperationOut:
+        """Read an operation's progress."""
+        row = await fetch_one(conn, "get_operation", {"tenant_id": principal.tenant_id, "id": operation_id})
+        if row is None:
+            raise Problem(404, f"No operation {operation_id!r}.")
+        return operation_out(row)

@@ -1,0 +1,121 @@
+"""The procrastinate app and its jobs: `procrastinate --app=relay.queue.app <command>` inspects them.
+
+Deliveries do not go through procrastinate (the deliveries table is their queue, see
+relay/delivery). procrastinate carries periodic duties and background jobs; they run
+inside `relay worker`, which hands each job the worker's resources (pool, settings,
+sender) through procrastinate's job context. The API defers jobs through this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import procrastinate
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from relay.db.sql import fetch_all, queries
+from relay.delivery.replay import run_operation
+from relay.delivery.sender import Sender
+from relay.delivery.verification import verify_endpoint
+from relay.settings import Settings
+
+log = structlog.get_logger("relay.jobs")
+
+# The CLI reads DATABASE_URL; `relay api` and `relay worker` point it at their database.
+app = procrastinate.App(
+    connector=procrastinate.PsycopgConnector(conninfo=os.environ.get("DATABASE_URL", "")),
+    import_paths=[],
+)
+
+
+def use_database(conninfo: str) -> procrastinate.App:
+    """Point the app at Relay's database (processes call this once at start) and return it."""
+    if getattr(app.connector, "_relay_conninfo", None) != conninfo:
+        connector = procrastinate.PsycopgConnector(conninfo=conninfo)
+        connector._relay_conninfo = conninfo  # type: ignore[attr-defined]
+        app.connector = connector
+        app.job_manager.connector = connector
+    return app
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What jobs need from the worker process."""
+
+    pool: AsyncConnectionPool
+    settings: Settings
+    sender: Sender
+
+
+def resources(context: procrastinate.JobContext) -> Resources:
+    return context.additional_context["relay"]
+
+
+@app.task(name="relay.replay_operation", pass_context=True, retry=3)
+async def replay_operation(context: procrastinate.JobContext, tenant_id: str, operation_id: str) -> None:
+    """Replay the dead deliveries a bulk operation selects (dead-letter replay, endpoint recovery)."""
+    await run_operation(resources(context).pool, tenant_id, operation_id)
+
+
+@app.task(name="relay.verify_endpoint", pass_context=True, retry=2)
+async def verify_endpoint_job(context: procrastinate.JobContext, tenant_id: str, endpoint_id: str) -> None:
+    """Send an endpoint its verification challenge."""
+    res = resources(context)
+    verdict = await verify_endpoint(res.pool, res.sender, tenant_id, endpoint_id)
+    log.info("endpoint.verification", tenant_id=tenant_id, endpoint_id=endpoint_id, verdict=verdict)
+
+
+async def disable_failing_endpoints(pool: AsyncConnectionPool, after_seconds: float) -> int:
+    """Disable endpoints that have failed without a break for longer than `after_seconds`; return how many."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=after_seconds)
+    async with pool.connection() as conn, conn.transaction():
+        failing = await fetch_all(conn, "endpoints_failing_since", {"cutoff": cutoff})
+        if not failing:
+            return 0
+        await conn.execute(
+            queries["disable_endpoints"],
+            {
+                "tenant_ids": [row["tenant_id"] for row in failing],
+                "endpoint_ids": [row["id"] for row in failing],
+                "reason": "failing",
+            },
+        )
+    for row in failing:
+        log.warning("endpoint.disabled", reason="failing", tenant_id=row["tenant_id"], endpoint_id=row["id"])
+    return len(failing)
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="auto-disable")
+@app.task(name="relay.auto_disable", pass_context=True, queueing_lock="relay.auto_disable")
+async def auto_disable(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Disable endpoints failing continuously for RELAY_AUTO_DISABLE_AFTER (default 5 days)."""
+    res = resources(context)
+    await disable_failing_endpoints(res.pool, res.settings.auto_disable_after_seconds)
+
+
+@app.periodic(cron="* * * * *", periodic_id="requeue-operations")
+@app.task(name="relay.requeue_operations", pass_context=True, queueing_lock="relay.requeue_operations")
+async def requeue_operations(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Queue the job of any operation whose API process died between storing it and queueing it."""
+    async with resources(context).pool.connection() as conn:
+        stale = await fetch_all(conn, "stale_queued_operations", {})
+    for row in stale:
+        await defer_operation(row["tenant_id"], row["id"])
+
+
+async def defer_operation(tenant_id: str, operation_id: str) -> None:
+    """Queue an operation's job (at most one queued job per operation)."""
+    try:
+        await replay_operation.configure(queueing_lock=f"operation:{operation_id}").defer_async(
+            tenant_id=tenant_id, operation_id=operation_id
+        )
+    except procrastinate.exceptions.AlreadyEnqueued:
+        pass
+
+
+async def defer_verification(tenant_id: str, endpoint_id: str) -> None:
+    """Queue an endpoint's verification challenge."""
+    await verify_endpoint_job.defer_async(tenant_id=tenant_id, endpoint_id=endpoint_id)
