@@ -21,8 +21,21 @@ class Received:
     at: float
 
 
-# A behaviour gets the request and answers (status, headers, body); it may sleep to simulate a slow endpoint.
-Behaviour = Callable[[Received], Awaitable[tuple[int, dict[str, str], bytes]]]
+@dataclass(frozen=True)
+class SlowBody:
+    """Answer with headers at once, then the body a chunk at a time."""
+
+    status: int
+    chunks: int
+    delay: float
+
+
+# Answer by dropping the connection without a response.
+RESET = "reset"
+
+# A behaviour gets the request and answers (status, headers, body), RESET or a SlowBody;
+# it may sleep to simulate a slow endpoint.
+Behaviour = Callable[[Received], Awaitable[tuple[int, dict[str, str], bytes] | str | SlowBody]]
 
 
 async def always_ok(_: Received) -> tuple[int, dict[str, str], bytes]:
@@ -63,7 +76,20 @@ class Receiver:
         item = Received(request.path, {k.lower(): v for k, v in request.headers.items()}, await request.read(), time.time())
         with self._lock:
             self.requests.append(item)
-        status, headers, body = await self.behaviour(item)
+        answer = await self.behaviour(item)
+        if answer == RESET:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        if isinstance(answer, SlowBody):
+            response = web.StreamResponse(status=answer.status)
+            response.content_length = answer.chunks
+            await response.prepare(request)
+            for _ in range(answer.chunks):
+                await asyncio.sleep(answer.delay)  # the slow endpoint itself, not test synchronisation
+                await response.write(b"x")
+            return response
+        status, headers, body = answer
         return web.Response(status=status, headers=headers, body=body)
 
     def _serve(self) -> None:

@@ -42,6 +42,9 @@ CREATE TABLE relay.event_types (
 -- A replay is a new delivery row pointing at the one it replays; the original stays as it
 -- was (terminal states are final) and is marked replayed, which takes it off the dead letter.
 ALTER TABLE relay.deliveries
+    -- Creation order, exact even within one batch (ids only order by millisecond): FIFO
+    -- and "oldest first" go by it.
+    ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY,
     -- Why an open delivery is not due: its endpoint is paused, FIFO waits for an older
     -- delivery, the circuit is open, or the endpoint was disabled. Each is released by
     -- the event that ends it (resume, the older delivery finishing, the circuit closing).
@@ -60,11 +63,11 @@ CREATE UNIQUE INDEX deliveries_replay_once ON relay.deliveries (tenant_id, opera
 CREATE INDEX deliveries_dead_letter ON relay.deliveries (tenant_id, id)
     WHERE state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL;
 -- FIFO asks "is there an older open delivery for this endpoint?"
-CREATE INDEX deliveries_open_by_endpoint ON relay.deliveries (tenant_id, endpoint_id, id)
+CREATE INDEX deliveries_open_by_endpoint ON relay.deliveries (tenant_id, endpoint_id, seq)
     WHERE state IN ('pending', 'retrying', 'delivering');
 -- Oldest due first, and in creation order among equals (resume releases in order).
 DROP INDEX relay.deliveries_due;
-CREATE INDEX deliveries_due ON relay.deliveries (next_attempt_at, id)
+CREATE INDEX deliveries_due ON relay.deliveries (next_attempt_at, seq)
     WHERE state IN ('pending', 'retrying', 'delivering');
 
 -- Bulk work requested over the API and done by a procrastinate job (replay, recover).

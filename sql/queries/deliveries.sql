@@ -6,26 +6,26 @@
 -- (next_attempt_at) ran out belongs to a worker that died: it is claimed again, and the
 -- attempt it lost is logged. Only rows with action 'send' are to be sent.
 WITH due AS (
-    SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.event_type, d.state, d.attempts, d.last_attempt_at
+    SELECT d.id, d.seq, d.tenant_id, d.event_id, d.endpoint_id, d.event_type, d.state, d.attempts, d.last_attempt_at
     FROM relay.deliveries d
     WHERE d.state IN ('pending', 'retrying', 'delivering') AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.id
+    ORDER BY d.next_attempt_at, d.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), candidates AS (
     SELECT due.*, ep.enabled, ep.paused, ep.circuit_state, ep.rate_limit,
            ep.fifo AND (
-               row_number() OVER (PARTITION BY due.tenant_id, due.endpoint_id ORDER BY due.id) > 1
+               row_number() OVER (PARTITION BY due.tenant_id, due.endpoint_id ORDER BY due.seq) > 1
                OR EXISTS (
                    SELECT 1 FROM relay.deliveries older
                    WHERE older.tenant_id = due.tenant_id AND older.endpoint_id = due.endpoint_id
-                     AND older.state IN ('pending', 'retrying', 'delivering') AND older.id < due.id)
+                     AND older.state IN ('pending', 'retrying', 'delivering') AND older.seq < due.seq)
            ) AS fifo_blocked
     FROM due
     JOIN relay.endpoints ep ON ep.tenant_id = due.tenant_id AND ep.id = due.endpoint_id
 ), ready AS (
     SELECT c.id, c.tenant_id, c.endpoint_id, c.circuit_state, c.rate_limit,
-           row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id ORDER BY c.id) AS position
+           row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id ORDER BY c.seq) AS position
     FROM candidates c
     WHERE c.enabled AND NOT c.paused AND NOT c.fifo_blocked
 ), gates AS (
@@ -210,7 +210,7 @@ CROSS JOIN LATERAL (
     SELECT o.id, o.held_by FROM relay.deliveries o
     WHERE o.tenant_id = f.tenant_id AND o.endpoint_id = f.endpoint_id
       AND o.state IN ('pending', 'retrying', 'delivering')
-    ORDER BY o.id
+    ORDER BY o.seq
     LIMIT 1
 ) AS head
 WHERE d.tenant_id = f.tenant_id AND d.id = head.id AND head.held_by = 'fifo';
@@ -310,7 +310,7 @@ ORDER BY id;
 -- deleted are skipped. With an operation id a delivery is replayed at most once per
 -- operation, however often this runs.
 WITH picked AS (
-    SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.event_type
+    SELECT d.id, d.seq, d.tenant_id, d.event_id, d.endpoint_id, d.event_type
     FROM relay.deliveries d
     WHERE d.tenant_id = %(tenant_id)s AND d.id = ANY (%(ids)s::text[]) AND d.state IN ('succeeded', 'dead')
     FOR UPDATE
@@ -324,7 +324,7 @@ WITH picked AS (
     FROM picked p
     JOIN relay.endpoints ep ON ep.tenant_id = p.tenant_id AND ep.id = p.endpoint_id
     WHERE ep.enabled AND ep.deleted_at IS NULL
-    ORDER BY p.id
+    ORDER BY p.seq
     ON CONFLICT (tenant_id, operation_id, replay_of) WHERE operation_id IS NOT NULL DO NOTHING
     RETURNING id, replay_of
 ), marked AS (

@@ -1,8 +1,13 @@
-"""Real `relay api` and `relay worker` processes on the test database, for end-to-end tests."""
+"""Real `relay api` and `relay worker` processes on the test database, one set per test module.
+
+A module sets STACK_ENV (extra environment, e.g. a short retry schedule) and WORKERS
+(how many worker processes) to get the stack its tests need.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -11,25 +16,50 @@ import pytest
 from tests.support import RelayProcess, free_port, relay_env, wait_for_http
 
 # Short retries so that failure paths finish within a test.
-TEST_SCHEDULE = "1s,1s"
+DEFAULT_ENV = {"RELAY_RETRY_SCHEDULE": "1s,1s", "RELAY_POLL_INTERVAL": "0.2"}
 
 
-@pytest.fixture(scope="session")
-def relay_stack(conninfo: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start one API and one worker process; yield the API's base URL."""
-    logs: Path = tmp_path_factory.mktemp("relay-logs")
+@dataclass
+class Stack:
+    """One API process and its workers."""
+
+    base_url: str
+    env: dict[str, str]
+    logs: Path
+    api: RelayProcess
+    workers: list[RelayProcess] = field(default_factory=list)
+
+    def start_worker(self, name: str | None = None) -> RelayProcess:
+        name = name or f"worker-{len(self.workers)}"
+        worker = RelayProcess(["worker", "--concurrency", "64"], self.env, self.logs / f"{name}.log")
+        self.workers.append(worker)
+        return worker
+
+
+@pytest.fixture(scope="module")
+def stack(conninfo: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the module's API and workers; stop them (cleanly) after its last test."""
+    logs = tmp_path_factory.mktemp("relay-logs")
+    env = relay_env(conninfo, **{**DEFAULT_ENV, **getattr(request.module, "STACK_ENV", {})})
     port = free_port()
-    env = relay_env(conninfo, RELAY_RETRY_SCHEDULE=TEST_SCHEDULE, RELAY_POLL_INTERVAL="0.2")
     api = RelayProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, logs / "api.log")
-    worker = RelayProcess(["worker", "--concurrency", "64"], env, logs / "worker.log")
-    base = f"http://127.0.0.1:{port}"
+    running = Stack(f"http://127.0.0.1:{port}", env, logs, api)
+    for _ in range(getattr(request.module, "WORKERS", 1)):
+        running.start_worker()
     try:
-        wait_for_http(f"{base}/health", api)
-        yield base
+        wait_for_http(f"{running.base_url}/health", api)
+        yield running
     finally:
-        worker_code = worker.stop()
+        codes = {w.log_path.name: w.stop() for w in running.workers}
         api.stop()
-        assert worker_code == 0, f"worker did not stop cleanly:\n{worker.output()[-3000:]}"
+        unclean = {name: code for name, code in codes.items() if code not in (0, -9)}
+        assert not unclean, f"workers did not stop cleanly: {unclean}; logs in {logs}"
+
+
+@pytest.fixture(scope="module")
+def relay_stack(stack: Stack) -> str:
+    """The API's base URL."""
+    return stack.base_url
 
 
 @pytest.fixture
