@@ -50,9 +50,6 @@ class AddressPolicy:
         try:
             ip = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-                if not self.permits("127.0.0.1"):
-                    raise BlockedAddress(f"{host} is this machine; add 127.0.0.0/8 to RELAY_ALLOWED_NETWORKS to allow it") from None
             return
         if not self.permits(ip):
             raise BlockedAddress(f"{ip} is not a public address; add it to RELAY_ALLOWED_NETWORKS to allow it")

@@ -35,7 +35,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.pool = await open_pool(conninfo, min_size=2, max_size=settings.db_pool_size, name="relay-api")
         # Background jobs (bulk replay, verification) are queued through procrastinate.
-        jobs_pool = await open_pool(conninfo, min_size=1, max_size=2, name="relay-api-jobs")
+        jobs_pool = await open_pool(conninfo, min_size=1, max_size=2, name="relay-api-jobs", autocommit=False)
         try:
             async with use_database(conninfo).open_async(pool=jobs_pool):
                 yield

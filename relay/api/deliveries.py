@@ -154,3 +154,18 @@ class DeliveryController(Controller):
             raise Problem(404, f"No delivery {delivery_id!r}.")
         (detail,) = await delivery_details(conn, principal.tenant_id, [row])
         return detail
+
+    @post("/{delivery_id:str}/replay", operation_id="replayDelivery", status_code=202, responses=problem_responses(401, 404, 409))
+    async def replay(
+        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId
+    ) -> ReplayOut:
+        """Send a finished delivery again, as a new delivery (the original stays as it was)."""
+        row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
+        if row is None:
+            raise Problem(404, f"No delivery {delivery_id!r}.")
+        if row["state"] not in TERMINAL:
+            raise Problem(409, f"Delivery {delivery_id!r} is still {row['state']}; only finished deliveries are replayed.")
+        made = await replay_deliveries(conn, principal.tenant_id, [delivery_id])
+        if not made:
+            raise Problem(409, f"The endpoint of delivery {delivery_id!r} is disabled or deleted.")
+        return ReplayOut(id=made[0].id, replay_of=made[0].replay_of)

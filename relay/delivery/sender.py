@@ -132,5 +132,10 @@ def _describe(exc: BaseException, error_class: ErrorClass, timeout_ms: int) -> s
     """Return a one-line message for an attempt that got no response."""
     if error_class is ErrorClass.TIMEOUT:
         return f"no complete response within {timeout_ms / 1000:g} s"
+    if error_class is ErrorClass.BLOCKED:
+        seen: BaseException | None = exc
+        while seen is not None and not isinstance(seen, BlockedAddress):
+            seen = seen.__cause__ or seen.__context__
+        return str(seen or exc)
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]

@@ -44,7 +44,7 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
     )
     context = {"relay": Resources(pool=pool, settings=settings, sender=sender)}
     log.info("worker.started", concurrency=concurrency, **describe(sender_policy))
-    jobs_pool = await open_pool(conninfo, min_size=1, max_size=6, name="relay-jobs")
+    jobs_pool = await open_pool(conninfo, min_size=1, max_size=6, name="relay-jobs", autocommit=False)
     jobs_app = use_database(conninfo)
     try:
         jobs = asyncio.create_task(_supervise_jobs(jobs_app, jobs_pool, context, stop))
@@ -69,11 +69,12 @@ async def _supervise_jobs(jobs_app: procrastinate.App, jobs_pool, context: dict,
                     install_signal_handlers=False, concurrency=4, name="relay-jobs",
                     additional_context=context, delete_jobs="successful",
                 )
+            log.warning("worker.jobs_restarting", reason="procrastinate's worker stopped")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure: log, wait, start again
             log.warning("worker.jobs_restarting", error_type=type(exc).__name__, error=str(exc)[:200])
-            await asyncio.sleep(2)  # back off before reconnecting, not synchronisation
+        await asyncio.sleep(2)  # back off before starting again, not synchronisation
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

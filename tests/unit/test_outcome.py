@@ -58,3 +58,34 @@ def test_exception_classes_look_through_causes() -> None:
     assert from_exception(asyncio.TimeoutError()) is ErrorClass.TIMEOUT
     assert from_exception(aiohttp.ServerDisconnectedError()) is ErrorClass.NETWORK
     assert from_exception(ConnectionRefusedError()) is ErrorClass.NETWORK
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    from email.utils import formatdate
+
+    from relay.delivery.outcome import retry_after_seconds
+
+    def with_header(status: int, value: str) -> AttemptResult:
+        return AttemptResult(status, from_status(status), "x", {"Retry-After": value}, "")
+
+    assert retry_after_seconds(with_header(429, "7")) == 7
+    assert 9 <= retry_after_seconds(with_header(503, formatdate(1_000_010, usegmt=True)), now=1_000_000) <= 10
+    assert retry_after_seconds(with_header(500, "7")) is None  # only 429 and 503 carry it
+    assert retry_after_seconds(with_header(429, "soon")) is None
+
+
+def test_retry_after_is_clamped_to_the_schedule() -> None:
+    slow = AttemptResult(429, ErrorClass.RATE_LIMITED, "x", {"retry-after": "99999"}, "")
+    quick = AttemptResult(503, ErrorClass.SERVER_ERROR, "x", {"retry-after": "0"}, "")
+    assert next_state(slow, 1, SCHEDULE) == (DeliveryState.RETRYING, 300.0)
+    assert next_state(quick, 1, SCHEDULE) == (DeliveryState.RETRYING, 5.0)
+
+
+def test_blocked_is_permanent_and_not_a_circuit_failure() -> None:
+    from relay.delivery.outcome import counts_against_endpoint
+
+    blocked = AttemptResult(None, ErrorClass.BLOCKED, "refused")
+    assert next_state(blocked, 1, SCHEDULE) == (DeliveryState.DEAD, None)
+    assert counts_against_endpoint(blocked) is None
+    assert counts_against_endpoint(result(503)) is True
+    assert counts_against_endpoint(result(404)) is False  # the endpoint answered

@@ -42,3 +42,14 @@ def test_multi_key_header_and_verify() -> None:
     assert verify(old, "evt_1", 1700000000, b"{}", header)
     assert verify(new, "evt_1", 1700000000, b"{}", header)
     assert not verify(new_secret(), "evt_1", 1700000000, b"{}", header)
+
+
+def test_legacy_signature_is_hex_hmac_of_body_with_the_secret_string() -> None:
+    import hashlib
+    import hmac
+
+    from relay.signing import legacy_signature
+
+    secret = new_secret()
+    expected = hmac.new(secret.encode(), b'{"a":1}', hashlib.sha256).hexdigest()
+    assert legacy_signature(secret, b'{"a":1}') == f"sha256={expected}"

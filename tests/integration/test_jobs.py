@@ -1,0 +1,47 @@
+"""procrastinate jobs on a real database: auto-disable of endpoints failing too long (F15)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from relay.db.pool import open_pool
+from relay.queue import app, disable_failing_endpoints
+from tests.integration.test_ingest import add_endpoint, event, ingest
+
+
+def test_periodic_jobs_are_registered() -> None:
+    periodic = {task.task.name: task.cron for task in app.periodic_registry.periodic_tasks.values()}
+    assert periodic["relay.auto_disable"] == "*/5 * * * *"
+    assert "relay.requeue_operations" in periodic
+
+
+def test_auto_disable_disables_only_endpoints_failing_long_enough(conninfo, db, tenant) -> None:
+    tenant_id, _ = tenant
+    long_failing = add_endpoint(db, tenant_id)
+    recently_failing = add_endpoint(db, tenant_id)
+    healthy = add_endpoint(db, tenant_id)
+    db.execute("UPDATE relay.endpoints SET failing_since = now() - interval '6 days' WHERE id = %s", (long_failing,))
+    db.execute("UPDATE relay.endpoints SET failing_since = now() - interval '1 hour' WHERE id = %s", (recently_failing,))
+    [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
+
+    async def run() -> int:
+        pool = await open_pool(conninfo, max_size=2)
+        try:
+            return await disable_failing_endpoints(pool, after_seconds=5 * 86400)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(run()) >= 1
+    rows = {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            "SELECT id, enabled, disabled_reason FROM relay.endpoints WHERE id = ANY(%s)",
+            ([long_failing, recently_failing, healthy],),
+        )
+    }
+    assert rows[long_failing] == (False, "failing")
+    assert rows[recently_failing] == (True, None) and rows[healthy] == (True, None)
+    states = dict(db.execute(
+        "SELECT endpoint_id, state::text FROM relay.deliveries WHERE event_id = %s", (accepted.id,)
+    ).fetchall())
+    assert states[long_failing] == "dead" and states[healthy] == "pending"
