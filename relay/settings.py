@@ -84,6 +84,7 @@ def load_settings() -> Settings:
         dispatch_concurrency=_int("RELAY_DISPATCH_CONCURRENCY", 256),
         claim_batch_size=_int("RELAY_CLAIM_BATCH_SIZE", 256),
         poll_interval_seconds=min(_duration("RELAY_POLL_INTERVAL", 1.0), 1.0),
+        lease_margin_seconds=_duration("RELAY_LEASE_MARGIN", 30.0),
         db_pool_size=_int("RELAY_DB_POOL_SIZE", 8),
         log_format=os.environ.get("RELAY_LOG_FORMAT", "auto"),
         log_level=os.environ.get("RELAY_LOG_LEVEL", "info"),
