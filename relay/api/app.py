@@ -17,11 +17,11 @@ from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
 from relay.api.endpoint_actions import EndpointActionController
 from relay.api.endpoints import EndpointController
-from relay.api.event_types import EventTypeController
-from relay.api.operations import OperationController
 from relay.api.errors import exception_handlers
+from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
 from relay.api.health import health
+from relay.api.operations import OperationController
 from relay.db.pool import open_pool
 from relay.queue import use_database
 from relay.settings import Settings

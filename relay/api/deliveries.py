@@ -7,8 +7,8 @@ from itertools import groupby
 from typing import Annotated, Any
 
 import msgspec
-from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 

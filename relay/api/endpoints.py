@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar.di import NamedDependency
-from psycopg import AsyncConnection
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, Meta, UnsetType
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from relay.api.errors import Problem, problem_responses
@@ -19,9 +19,9 @@ from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.sql import fetch_all, fetch_one, queries
 from relay.db.tenants import Principal
 from relay.ids import new_id
+from relay.queue import defer_verification
 from relay.signing import new_secret
 from relay.urlguard import AddressPolicy, BlockedAddress
-from relay.queue import defer_verification
 
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]

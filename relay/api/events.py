@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.di import NamedDependency
-from psycopg import AsyncConnection
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
+from psycopg import AsyncConnection
 
 from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, problem_responses
@@ -18,8 +18,8 @@ from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, request_hash
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
-from relay.envelope import build_envelope, payload_of
 from relay.delivery.replay import replay_deliveries
+from relay.envelope import build_envelope, payload_of
 from relay.ids import new_id
 from relay.states import TERMINAL
 

@@ -12,9 +12,9 @@ import structlog
 from relay.db.pool import open_pool
 from relay.delivery.dispatcher import CircuitSettings, Dispatcher
 from relay.delivery.sender import Sender
+from relay.queue import Resources, use_database
 from relay.settings import Settings
 from relay.urlguard import AddressPolicy, describe
-from relay.queue import Resources, use_database
 
 log = structlog.get_logger("relay.worker")
 

@@ -46,7 +46,7 @@ def test_failures_then_success_follow_the_schedule(client: httpx.Client) -> None
     assert [(a["attempt_number"], a["error_class"], a["outcome"]) for a in log] == [
         (1, "server_error", "retrying"), (2, "network", "retrying"), (3, None, "succeeded")
     ]
-    for attempt, step in zip(log, SCHEDULE):
+    for attempt, step in zip(log, SCHEDULE, strict=False):
         assert step * (1 - JITTER) - 0.05 <= gap(attempt) <= step * (1 + JITTER) + 0.05, attempt
     starts = [datetime.fromisoformat(a["started_at"]) for a in log]
     assert (starts[1] - starts[0]).total_seconds() >= SCHEDULE[0] * (1 - JITTER) - 0.05
@@ -86,8 +86,8 @@ def test_retry_after_is_honoured_within_the_schedule_bounds(client: httpx.Client
 
 
 def test_retry_after_as_http_date(client: httpx.Client) -> None:
-    from email.utils import formatdate
     import time
+    from email.utils import formatdate
 
     with Receiver(scripted((503, {"Retry-After": formatdate(time.time() + 2, usegmt=True)}, b""), (200, {}, b""))) as receiver:
         add_endpoint(client, receiver.url())

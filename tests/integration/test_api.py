@@ -86,7 +86,7 @@ def test_batch_answers_in_order(api: TestClient, auth) -> None:
     assert response.status_code == 202
     answers = response.json()["events"]
     assert [a["deliveries"] for a in answers] == [0, 1] * 5
-    for answer, sent in zip(answers, events):
+    for answer, sent in zip(answers, events, strict=True):
         assert api.get(f"/v1/events/{answer['id']}", headers=auth).json()["payload"] == sent["payload"]
 
 

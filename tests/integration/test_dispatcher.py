@@ -13,10 +13,9 @@ from relay.delivery.dispatcher import Dispatcher, Outcome, _record_params
 from relay.delivery.outcome import AttemptResult
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
+from relay.urlguard import AddressPolicy, parse_networks
 from tests.integration.test_ingest import add_endpoint, event, ingest
 from tests.receiver import Receiver
-from relay.urlguard import AddressPolicy, parse_networks
-from tests.support import wait_until
 
 LOOPBACK = AddressPolicy(parse_networks("127.0.0.0/8"))
 
