@@ -57,7 +57,13 @@ class Processes:
     """The API, worker and receiver subprocesses of one bench run."""
 
     def __init__(self, conninfo: str, logs: Path) -> None:
-        self.env = {**os.environ, "DATABASE_URL": conninfo, "RELAY_LOG_FORMAT": "json", "RELAY_LOG_LEVEL": "warning"}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": conninfo,
+            "RELAY_LOG_FORMAT": "json",
+            "RELAY_LOG_LEVEL": "warning",
+            "RELAY_ALLOWED_NETWORKS": "127.0.0.0/8",  # the bench's receiver is on loopback
+        }
         self.logs = logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -28,6 +28,12 @@ ALTER TABLE relay.endpoints
         CHECK (verification IN ('not_required', 'pending', 'verified', 'failed')),
     ADD COLUMN verification_error text;
 
+-- Primary keys lead with tenant_id: lookups by (tenant, id) use them directly, and a
+-- tenant-distributed deployment (Citus) needs the distribution column in every key.
+ALTER TABLE relay.events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE relay.deliveries DROP CONSTRAINT deliveries_pkey, ADD PRIMARY KEY (tenant_id, id);
+DROP INDEX relay.deliveries_tenant_id;  -- the new primary key covers it
+
 -- Registered event types; a retry schedule here wins over the endpoint's and the default.
 CREATE TABLE relay.event_types (
     tenant_id       text NOT NULL REFERENCES relay.tenants (id) ON DELETE CASCADE,

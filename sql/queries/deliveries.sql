@@ -23,11 +23,14 @@ WITH due AS (
            ) AS fifo_blocked
     FROM due
     JOIN relay.endpoints ep ON ep.tenant_id = due.tenant_id AND ep.id = due.endpoint_id
-), ready AS (
-    SELECT c.id, c.tenant_id, c.endpoint_id, c.circuit_state, c.rate_limit,
-           row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id ORDER BY c.seq) AS position
+), ranked AS (
+    -- Position among the endpoint's deliveries that may go now as far as its own state goes.
+    SELECT c.*,
+           CASE WHEN c.enabled AND NOT c.paused AND NOT c.fifo_blocked THEN
+               row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id,
+                                  (c.enabled AND NOT c.paused AND NOT c.fifo_blocked) ORDER BY c.seq)
+           END AS position
     FROM candidates c
-    WHERE c.enabled AND NOT c.paused AND NOT c.fifo_blocked
 ), gates AS (
     -- Endpoints behind a circuit breaker or a rate limit: take what they may send now.
     -- Every expression reads ep.*, so a claimer that waited for the row lock re-reads
@@ -58,8 +61,8 @@ WITH due AS (
                                     ep.rate_window_start, ep.rate_window_count, w.wanted, now()) > 0
                 THEN now() + make_interval(secs => ep.timeout_ms / 1000.0 + %(lease_margin)s)
             ELSE ep.circuit_retry_at END
-    FROM (SELECT tenant_id, endpoint_id, count(*)::integer AS wanted FROM ready
-          WHERE circuit_state <> 'closed' OR rate_limit IS NOT NULL
+    FROM (SELECT tenant_id, endpoint_id, count(*)::integer AS wanted FROM ranked
+          WHERE position IS NOT NULL AND (circuit_state <> 'closed' OR rate_limit IS NOT NULL)
           GROUP BY tenant_id, endpoint_id) AS w
     WHERE ep.tenant_id = w.tenant_id AND ep.id = w.endpoint_id
     RETURNING ep.tenant_id, ep.id, ep.rate_last_grant AS granted, ep.circuit_state, ep.circuit_retry_at,
@@ -67,21 +70,20 @@ WITH due AS (
 ), decided AS (
     SELECT c.id, c.tenant_id, c.event_id, c.endpoint_id, c.state AS previous_state, c.attempts AS previous_attempts,
            c.last_attempt_at AS previous_attempt_at,
-           CASE WHEN NOT c.enabled OR c.paused OR c.fifo_blocked THEN 'hold'
-                WHEN g.id IS NULL OR r.position <= g.granted THEN 'send'
+           CASE WHEN c.position IS NULL THEN 'hold'
+                WHEN g.id IS NULL OR c.position <= g.granted THEN 'send'
                 ELSE 'wait' END AS action,
            CASE WHEN NOT c.enabled THEN 'disabled'
                 WHEN c.paused THEN 'pause'
                 WHEN c.fifo_blocked THEN 'fifo'
-                WHEN g.id IS NOT NULL AND r.position > g.granted AND g.circuit_state <> 'closed' THEN 'circuit'
+                WHEN g.id IS NOT NULL AND c.position > g.granted AND g.circuit_state <> 'closed' THEN 'circuit'
            END AS held_by,
            greatest(now() + interval '20 milliseconds',
                     CASE WHEN g.circuit_state <> 'closed' THEN g.circuit_retry_at END,
                     CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_window_start + interval '1 second' END) AS wait_until,
            coalesce(et.retry_schedule, ep.retry_schedule) AS retry_schedule
-    FROM candidates c
+    FROM ranked c
     JOIN relay.endpoints ep ON ep.tenant_id = c.tenant_id AND ep.id = c.endpoint_id
-    LEFT JOIN ready r ON r.id = c.id
     LEFT JOIN gates g ON g.tenant_id = c.tenant_id AND g.id = c.endpoint_id
     LEFT JOIN relay.event_types et ON et.tenant_id = c.tenant_id AND et.name = c.event_type
 ), lost AS (
@@ -106,10 +108,12 @@ SET state = CASE WHEN x.action = 'send' THEN 'delivering'
         ELSE x.wait_until END,
     last_attempt_at = CASE WHEN x.action = 'send' THEN now() ELSE d.last_attempt_at END,
     updated_at = now()
-FROM decided x, relay.endpoints ep, relay.events ev
-WHERE d.id = x.id
-  AND ep.tenant_id = x.tenant_id AND ep.id = x.endpoint_id
-  AND ev.tenant_id = x.tenant_id AND ev.id = x.event_id
+-- Row-by-row lookups by primary key (OFFSET 0 keeps the planner from flattening them):
+-- it has no statistics for the CTE, and on a young table would scan the whole tenant.
+FROM decided x
+CROSS JOIN LATERAL (SELECT * FROM relay.endpoints e WHERE e.tenant_id = x.tenant_id AND e.id = x.endpoint_id OFFSET 0) AS ep
+CROSS JOIN LATERAL (SELECT v.body FROM relay.events v WHERE v.tenant_id = x.tenant_id AND v.id = x.event_id OFFSET 0) AS ev
+WHERE d.tenant_id = x.tenant_id AND d.id = x.id
 RETURNING x.action, d.id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, ep.url, ep.secret,
           CASE WHEN ep.previous_secret_expires_at > now() THEN ep.previous_secret END AS previous_secret,
           ep.legacy_signature, ep.headers, ep.timeout_ms, x.retry_schedule, ep.fifo, ev.body;
