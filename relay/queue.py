@@ -119,3 +119,11 @@ async def defer_operation(tenant_id: str, operation_id: str) -> None:
 async def defer_verification(tenant_id: str, endpoint_id: str) -> None:
     """Queue an endpoint's verification challenge."""
     await verify_endpoint_job.defer_async(tenant_id=tenant_id, endpoint_id=endpoint_id)
+
+
+@app.periodic(cron="* * * * *", periodic_id="prune-rate-counters")
+@app.task(name="relay.prune_rate_counters", pass_context=True, queueing_lock="relay.prune_rate_counters")
+async def prune_rate_counters(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Delete rate-limit windows older than a minute."""
+    async with resources(context).pool.connection() as conn:
+        await conn.execute(queries["delete_old_rate_counters"])

@@ -47,6 +47,22 @@ class Settings:
     circuit_max_cooldown_seconds: float = 600.0
     auto_disable_after_seconds: float = 5 * 86400.0
     secret_rotation_grace_seconds: float = 86400.0
+    signup_enabled: bool = True
+    jwt_secret: bytes | None = None  # None: a key made once and kept in the database
+    access_token_ttl_seconds: float = 15 * 60.0
+    refresh_token_ttl_seconds: float = 30 * 86400.0
+    ingest_rate_limit: int = 1000  # events per second per API key; 0 = no limit
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{name} must be true or false, got {raw!r}")
 
 
 def _duration(name: str, default: float) -> float:
@@ -94,4 +110,9 @@ def load_settings() -> Settings:
         circuit_max_cooldown_seconds=_duration("RELAY_CIRCUIT_MAX_COOLDOWN", 600.0),
         auto_disable_after_seconds=_duration("RELAY_AUTO_DISABLE_AFTER", 5 * 86400.0),
         secret_rotation_grace_seconds=_duration("RELAY_SECRET_ROTATION_GRACE", 86400.0),
+        signup_enabled=_bool("RELAY_SIGNUP_ENABLED", True),
+        jwt_secret=os.environ["RELAY_JWT_SECRET"].encode() if os.environ.get("RELAY_JWT_SECRET") else None,
+        access_token_ttl_seconds=_duration("RELAY_ACCESS_TOKEN_TTL", 15 * 60.0),
+        refresh_token_ttl_seconds=_duration("RELAY_REFRESH_TOKEN_TTL", 30 * 86400.0),
+        ingest_rate_limit=_int("RELAY_INGEST_RATE_LIMIT", 1000),
     )

@@ -12,6 +12,8 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
+from relay.api.accounts import AccountController
+from relay.api.api_keys import ApiKeyController
 from relay.api.auth import provide_connection, provide_principal
 from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
@@ -22,6 +24,7 @@ from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
 from relay.api.health import health
 from relay.api.operations import OperationController
+from relay.db.accounts import signing_key
 from relay.db.pool import open_pool
 from relay.queue import use_database
 from relay.settings import Settings
@@ -36,6 +39,11 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         app.state.pool = await open_pool(conninfo, min_size=2, max_size=settings.db_pool_size, name="relay-api")
         # Background jobs (bulk replay, verification) are queued through procrastinate.
         jobs_pool = await open_pool(conninfo, min_size=1, max_size=2, name="relay-api-jobs", autocommit=False)
+        if settings.jwt_secret:
+            app.state.jwt_secret = settings.jwt_secret
+        else:
+            async with app.state.pool.connection() as conn:
+                app.state.jwt_secret = await signing_key(conn)
         try:
             async with use_database(conninfo).open_async(pool=jobs_pool):
                 yield
@@ -46,6 +54,8 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     v1 = Router(
         path="/",
         route_handlers=[
+            AccountController,
+            ApiKeyController,
             EndpointController,
             EndpointActionController,
             EventController,

@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from msgspec import Meta
 from psycopg import AsyncConnection
 
+from relay.api.auth import charge_ingest
 from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
@@ -134,7 +135,7 @@ class EventController(Controller):
         "/",
         operation_id="createEvent",
         status_code=202,
-        responses=problem_responses(400, 401, 409, 413, 422),
+        responses=problem_responses(400, 401, 409, 413, 422, 429),
     )
     async def create(
         self,
@@ -150,18 +151,27 @@ class EventController(Controller):
         raw = msgspec.json.decode(await request.body(), type=_RawEvent)
         payload = _checked_payload(raw.payload, settings.max_payload_bytes, "$.payload")
         event = _new_event(data, payload, data.idempotency_key or idempotency_key)
+        limits = await charge_ingest(request, conn, principal, 1)
         (accepted,) = await _store(conn, principal, [event])
         return Response(
-            EventAccepted(id=accepted.id, deliveries=accepted.deliveries), status_code=202 if accepted.created else 200
+            EventAccepted(id=accepted.id, deliveries=accepted.deliveries),
+            status_code=202 if accepted.created else 200,
+            headers=limits,
         )
 
     @post(
         "/batch",
         operation_id="createEventBatch",
         status_code=202,
-        responses=problem_responses(400, 401, 409, 413, 422),
+        responses=problem_responses(400, 401, 409, 413, 422, 429),
     )
-    async def create_batch(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EventBatchCreate]) -> EventBatchAccepted:
+    async def create_batch(
+        self,
+        request: Request,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[AsyncConnection],
+        data: JSONBody[EventBatchCreate],
+    ) -> Response[EventBatchAccepted]:
         """Accept up to 1,000 events in one transaction; answers in request order."""
         settings = request.app.state.settings
         if len(data.events) > settings.max_batch_events:
@@ -178,8 +188,13 @@ class EventController(Controller):
             )
             for index, (item, raw_item) in enumerate(zip(data.events, raw.events, strict=True))
         ]
+        limits = await charge_ingest(request, conn, principal, len(events))
         accepted = await _store(conn, principal, events)
-        return EventBatchAccepted(events=[EventAccepted(id=a.id, deliveries=a.deliveries) for a in accepted])
+        return Response(
+            EventBatchAccepted(events=[EventAccepted(id=a.id, deliveries=a.deliveries) for a in accepted]),
+            status_code=202,
+            headers=limits,
+        )
 
     @get("/", operation_id="listEvents", responses=problem_responses(400, 401))
     async def list(

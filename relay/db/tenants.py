@@ -16,10 +16,17 @@ KEY_PREFIX = "rly_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the tenant every query of the request is scoped to, and the key used."""
+    """Who is calling: the tenant every query of the request is scoped to, and the key or user."""
 
     tenant_id: str
-    key_id: str
+    key_id: str | None = None
+    user_id: str | None = None
+    rate_limit: int | None = None  # the key's own ingest limit; None = the default
+
+    @property
+    def subject(self) -> str:
+        """What rate limits count against: the API key, or the user of an access token."""
+        return self.key_id or self.user_id or self.tenant_id
 
 
 def hash_key(api_key: str) -> bytes:
@@ -36,22 +43,25 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(24)
 
 
+def api_key_row(tenant_id: str, name: str, api_key: str, rate_limit: int | None = None) -> dict[str, object]:
+    """Return the parameters that store a new key (its hash and display prefix, never the key)."""
+    return {
+        "id": new_id("key"),
+        "tenant_id": tenant_id,
+        "name": name,
+        "prefix": api_key[:12],
+        "key_hash": hash_key(api_key),
+        "rate_limit": rate_limit,
+    }
+
+
 def create_tenant(conn: psycopg.Connection, name: str, key_name: str = "default") -> tuple[str, str]:
     """Create a tenant and its first API key in one transaction; return (tenant_id, api_key)."""
     tenant_id = new_id("ten")
     api_key = new_api_key()
     with conn.transaction():
         conn.execute(queries["create_tenant"], {"id": tenant_id, "name": name})
-        conn.execute(
-            queries["create_api_key"],
-            {
-                "id": new_id("key"),
-                "tenant_id": tenant_id,
-                "name": key_name,
-                "prefix": api_key[:12],
-                "key_hash": hash_key(api_key),
-            },
-        )
+        conn.execute(queries["insert_api_key"], api_key_row(tenant_id, key_name, api_key))
     return tenant_id, api_key
 
 
@@ -59,4 +69,4 @@ async def authenticate(conn: psycopg.AsyncConnection, api_key: str) -> Principal
     """Return the principal of a live key, or None for an unknown or revoked one."""
     cursor = await conn.execute(queries["authenticate_api_key"], {"key_hash": hash_key(api_key)})
     row = await cursor.fetchone()
-    return Principal(tenant_id=row[1], key_id=row[0]) if row else None
+    return Principal(tenant_id=row[1], key_id=row[0], rate_limit=row[2]) if row else None

@@ -1,14 +1,10 @@
 -- name: create_tenant
 INSERT INTO relay.tenants (id, name) VALUES (%(id)s, %(name)s);
 
--- name: create_api_key
-INSERT INTO relay.api_keys (id, tenant_id, name, prefix, key_hash)
-VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(key_hash)s);
-
 -- name: authenticate_api_key
 -- Find the live key with this hash; last_used_at is refreshed at most once a minute to keep it cheap.
 WITH found AS (
-    SELECT id, tenant_id, last_used_at FROM relay.api_keys
+    SELECT id, tenant_id, last_used_at, rate_limit FROM relay.api_keys
     WHERE key_hash = %(key_hash)s AND revoked_at IS NULL
 ), touched AS (
     UPDATE relay.api_keys k SET last_used_at = now()
@@ -16,4 +12,4 @@ WITH found AS (
     WHERE k.id = found.id AND k.tenant_id = found.tenant_id
       AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')
 )
-SELECT id, tenant_id FROM found;
+SELECT id, tenant_id, rate_limit FROM found;

@@ -1,0 +1,78 @@
+"""`/v1/api-keys`: create (shown once), list (prefix only), revoke (F22)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
+from msgspec import Meta
+from psycopg import AsyncConnection
+
+from relay.api.errors import Problem, problem_responses
+from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal, api_key_row, new_api_key
+
+
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new key; `rate_limit` (events per second) overrides the default ingest limit for it."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    rate_limit: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+
+
+class ApiKeyOut(msgspec.Struct):
+    """A key as listings show it: never the key itself."""
+
+    id: str
+    name: str
+    prefix: str
+    rate_limit: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    """The new key, shown this once."""
+
+    key: str = ""
+
+
+def api_key_out(row: dict[str, Any]) -> ApiKeyOut:
+    return ApiKeyOut(**{field: row[field] for field in ApiKeyOut.__struct_fields__})
+
+
+class ApiKeyController(Controller):
+    """API keys of the calling tenant."""
+
+    path = "/v1/api-keys"
+    tags = ["api-keys"]
+
+    @post("/", operation_id="createApiKey", status_code=201, responses=problem_responses(400, 401))
+    async def create(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[ApiKeyCreate]) -> ApiKeyCreated:
+        """Create a key; the answer is the only time the key is shown (it is stored hashed)."""
+        key = new_api_key()
+        row = await fetch_one(conn, "insert_api_key", api_key_row(principal.tenant_id, data.name, key, data.rate_limit))
+        assert row is not None
+        return ApiKeyCreated(**msgspec.structs.asdict(api_key_out(row)), key=key)
+
+    @get("/", operation_id="listApiKeys", responses=problem_responses(400, 401))
+    async def list(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKeyOut]:
+        """List keys (prefix, name, created, last used, revoked), newest first."""
+        rows = await fetch_all(conn, "list_api_keys", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
+        items = [api_key_out(row) for row in rows]
+        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+
+    @delete("/{key_id:str}", operation_id="revokeApiKey", status_code=204, responses=problem_responses(401, 404))
+    async def revoke(
+        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
+        key_id: Annotated[str, PathParameter(max_length=64)],
+    ) -> None:
+        """Revoke a key; the next request with it is refused."""
+        if await fetch_one(conn, "revoke_api_key", {"tenant_id": principal.tenant_id, "id": key_id}) is None:
+            raise Problem(404, f"No active API key {key_id!r}.")
