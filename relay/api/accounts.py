@@ -25,7 +25,7 @@ from relay.db.sql import fetch_one
 from relay.db.tenants import Principal
 from relay.tokens import issue_access_token
 
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+\.[^@ \t\r\n]+$")]
 Password = Annotated[str, Meta(min_length=10, max_length=256, description="At least 10 characters.")]
 RefreshToken = Annotated[str, Meta(min_length=1, max_length=512)]
 

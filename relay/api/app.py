@@ -23,6 +23,7 @@ from relay.api.errors import exception_handlers
 from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
 from relay.api.health import health
+from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.db.accounts import signing_key
 from relay.db.pool import open_pool
@@ -90,4 +91,6 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     )
     app.state.settings = settings
     app.state.address_policy = AddressPolicy(settings.allowed_networks or ())
+    mark_strict_bodies(app)
+    document_common_errors(app)
     return app

@@ -23,7 +23,7 @@ from relay.queue import defer_verification
 from relay.signing import new_secret
 from relay.urlguard import AddressPolicy, BlockedAddress
 
-Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
+Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://[^ \t\r\n]+$")]
 EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]
 Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 HeaderName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]

@@ -104,6 +104,19 @@ def _handle_database_down(request: Request[Any, Any, Any], exc: Exception) -> Re
     return problem_response(503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"})
 
 
+def _handle_data_error(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[ProblemDocument]:
+    # psycopg refuses to send text with a NUL character (PostgreSQL cannot store one): that is bad
+    # input, wherever it came from (a field, a query parameter). Any other DataError is Relay's fault.
+    if "NUL" in str(exc):
+        return problem_response(422, "A value contains a NUL character (\\u0000), which cannot be stored.")
+    return _handle_unexpected(request, exc)
+
+
+def _handle_too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[ProblemDocument]:
+    # msgspec gives up on JSON nested thousands of levels deep with a RecursionError.
+    return problem_response(400, "The JSON body is nested too deeply.")
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDocument]:
     # Log the type and route only: the exception text may quote request data.
     log.error("api.unhandled_error", path=request.url.path, method=request.method, error_type=type(exc).__name__)
@@ -114,6 +127,8 @@ exception_handlers = {
     Problem: _handle_problem,
     HTTPException: _handle_http,
     psycopg.OperationalError: _handle_database_down,
+    psycopg.DataError: _handle_data_error,
+    RecursionError: _handle_too_deep,
     PoolTimeout: _handle_database_down,
     Exception: _handle_unexpected,
 }

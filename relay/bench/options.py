@@ -16,4 +16,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="relay worker processes (default 1)")
     parser.add_argument("--payload-bytes", type=int, default=256, help="approximate payload size (default 256)")
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    parser.add_argument(
+        "--no-rate-limit", action="store_true",
+        help="turn the ingest rate limiter off (default: on, with a limit of 1,000,000 events/s that never binds)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -56,7 +56,7 @@ def _bench_database(settings: Settings) -> str:
 class Processes:
     """The API, worker and receiver subprocesses of one bench run."""
 
-    def __init__(self, conninfo: str, logs: Path) -> None:
+    def __init__(self, conninfo: str, logs: Path, rate_limited: bool) -> None:
         self.env = {
             **os.environ,
             "DATABASE_URL": conninfo,
@@ -64,6 +64,8 @@ class Processes:
             "RELAY_LOG_LEVEL": "warning",
             "RELAY_ALLOWED_NETWORKS": "127.0.0.0/8",  # the bench's receiver is on loopback
         }
+        if not rate_limited:
+            self.env["RELAY_INGEST_RATE_LIMIT"] = "0"
         self.logs = logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -159,6 +161,11 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
     async with aiohttp.ClientSession(connector=connector) as session:
         await _wait_http(session, f"{api}/health")
         await _wait_http(session, f"{receiver}/stats")
+        if not args.no_rate_limit:
+            # The limiter does all its work (a counter row per request) but never refuses.
+            body = msgspec.json.encode({"name": "bench", "rate_limit": 1_000_000})
+            async with session.post(f"{api}/v1/api-keys", data=body, headers=headers) as response:
+                headers["Authorization"] = "Bearer " + msgspec.json.decode(await response.read())["key"]
         for index in range(args.fanout):
             body = msgspec.json.encode({"url": f"{receiver}/hook/{index}"})
             async with session.post(f"{api}/v1/endpoints", data=body, headers=headers) as response:
@@ -218,6 +225,7 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
         "drain_deliveries": stats.received,
         "drain_expected": backlog,
         "drain_deliveries_per_s": round(stats.received / drain_s, 1) if drain_s > 0 else 0.0,
+        "rate_limiter": "off" if args.no_rate_limit else "on",
         "fanout": args.fanout,
         "concurrency": args.concurrency,
         "api_processes": args.api_workers,
@@ -238,7 +246,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     say(args, "preparing a fresh bench database ...")
     conninfo = _bench_database(settings)
     logs = Path(tempfile.mkdtemp(prefix="relay-bench-"))
-    procs = Processes(conninfo, logs)
+    procs = Processes(conninfo, logs, rate_limited=not args.no_rate_limit)
     try:
         result = asyncio.run(_bench(args, conninfo, procs))
     finally:
