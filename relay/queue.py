@@ -16,6 +16,8 @@ import procrastinate
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from relay.db import operator
+from relay.db.retention import purge
 from relay.db.sql import fetch_all, queries
 from relay.delivery.replay import run_operation
 from relay.delivery.sender import Sender
@@ -83,6 +85,10 @@ async def disable_failing_endpoints(pool: AsyncConnectionPool, after_seconds: fl
                 "reason": "failing",
             },
         )
+        await operator.emit(conn, operator.ENDPOINT_DISABLED, [
+            {"tenant_id": row["tenant_id"], "endpoint_id": row["id"], "url": row["url"], "reason": "failing"}
+            for row in failing
+        ])
     for row in failing:
         log.warning("endpoint.disabled", reason="failing", tenant_id=row["tenant_id"], endpoint_id=row["id"])
     return len(failing)
@@ -127,3 +133,12 @@ async def prune_rate_counters(context: procrastinate.JobContext, timestamp: int)
     """Delete rate-limit windows older than a minute."""
     async with resources(context).pool.connection() as conn:
         await conn.execute(queries["delete_old_rate_counters"])
+
+
+@app.periodic(cron="17 * * * *", periodic_id="retention")
+@app.task(name="relay.retention", pass_context=True, queueing_lock="relay.retention")
+async def retention(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Remove events, deliveries and attempts older than RELAY_RETENTION (default 30 days), hourly."""
+    res = resources(context)
+    removed = await purge(res.pool, res.settings.retention_seconds)
+    log.info("retention.done", **removed)

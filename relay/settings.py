@@ -52,6 +52,10 @@ class Settings:
     access_token_ttl_seconds: float = 15 * 60.0
     refresh_token_ttl_seconds: float = 30 * 86400.0
     ingest_rate_limit: int = 1000  # events per second per API key; 0 = no limit
+    ready_max_queue_lag_seconds: float = 300.0
+    retention_seconds: float = 30 * 86400.0
+    operator_webhook_url: str | None = None
+    operator_webhook_secret: str | None = None
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -83,6 +87,10 @@ def load_settings() -> Settings:
         schedule = parse_schedule(schedule_text)
     except ValueError as exc:
         raise SystemExit(f"RELAY_RETRY_SCHEDULE: {exc}") from None
+    if os.environ.get("RELAY_OPERATOR_WEBHOOK_URL") and not (
+        os.environ.get("RELAY_OPERATOR_WEBHOOK_SECRET", "").startswith("whsec_")
+    ):
+        raise SystemExit("RELAY_OPERATOR_WEBHOOK_URL needs RELAY_OPERATOR_WEBHOOK_SECRET (a whsec_… secret) to sign with")
     networks_text = os.environ.get("RELAY_ALLOWED_NETWORKS")
     try:
         networks = None if networks_text is None else parse_networks(networks_text)
@@ -115,4 +123,8 @@ def load_settings() -> Settings:
         access_token_ttl_seconds=_duration("RELAY_ACCESS_TOKEN_TTL", 15 * 60.0),
         refresh_token_ttl_seconds=_duration("RELAY_REFRESH_TOKEN_TTL", 30 * 86400.0),
         ingest_rate_limit=_int("RELAY_INGEST_RATE_LIMIT", 1000),
+        ready_max_queue_lag_seconds=_duration("RELAY_READY_MAX_QUEUE_LAG", 300.0),
+        retention_seconds=_duration("RELAY_RETENTION", 30 * 86400.0),
+        operator_webhook_url=os.environ.get("RELAY_OPERATOR_WEBHOOK_URL") or None,
+        operator_webhook_secret=os.environ.get("RELAY_OPERATOR_WEBHOOK_SECRET") or None,
     )

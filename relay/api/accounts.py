@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 from msgspec import Meta
 from psycopg import AsyncConnection
 
+from relay.api.auth import jwt_secret
 from relay.api.errors import Problem, problem_responses
 from relay.db.accounts import (
     Account,
@@ -88,7 +89,7 @@ async def _tokens(request: Request, conn: AsyncConnection, account: Account, ref
     refresh = refresh_token or await issue_refresh_token(conn, account, settings.refresh_token_ttl_seconds)
     return Tokens(
         access_token=issue_access_token(
-            request.app.state.jwt_secret, account.user_id, account.tenant_id, settings.access_token_ttl_seconds
+            await jwt_secret(request, conn), account.user_id, account.tenant_id, settings.access_token_ttl_seconds
         ),
         refresh_token=refresh,
         token_type="bearer",

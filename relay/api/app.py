@@ -22,10 +22,11 @@ from relay.api.endpoints import EndpointController
 from relay.api.errors import exception_handlers
 from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
-from relay.api.health import health
+from relay.api.health import health, ready
+from relay.api.metrics import http_metrics, metrics
 from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
-from relay.db.accounts import signing_key
+from relay.api.stats import tenant_stats
 from relay.db.pool import open_pool
 from relay.queue import use_database
 from relay.settings import Settings
@@ -37,14 +38,16 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.pool = await open_pool(conninfo, min_size=2, max_size=settings.db_pool_size, name="relay-api")
+        # The API starts even while PostgreSQL is away: requests then answer 503 and
+        # /health/ready says why, instead of the process crash-looping.
+        app.state.pool = await open_pool(
+            conninfo, min_size=2, max_size=settings.db_pool_size, name="relay-api", wait=False, timeout=5
+        )
         # Background jobs (bulk replay, verification) are queued through procrastinate.
-        jobs_pool = await open_pool(conninfo, min_size=1, max_size=2, name="relay-api-jobs", autocommit=False)
-        if settings.jwt_secret:
-            app.state.jwt_secret = settings.jwt_secret
-        else:
-            async with app.state.pool.connection() as conn:
-                app.state.jwt_secret = await signing_key(conn)
+        jobs_pool = await open_pool(
+            conninfo, min_size=1, max_size=2, name="relay-api-jobs", autocommit=False, wait=False, timeout=5
+        )
+        app.state.jwt_secret = settings.jwt_secret  # None: loaded from the database on first use
         try:
             async with use_database(conninfo).open_async(pool=jobs_pool):
                 yield
@@ -64,12 +67,15 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             DeliveryController,
             DeadLetterController,
             OperationController,
+            tenant_stats,
         ],
-        dependencies={"conn": Provide(provide_connection), "principal": Provide(provide_principal)},
+        dependencies={"principal": Provide(provide_principal)},
         security=[{"apiKey": []}, {"bearer": []}],
     )
     app = Litestar(
-        route_handlers=[health, v1],
+        route_handlers=[health, ready, metrics, v1],
+        dependencies={"conn": Provide(provide_connection)},
+        middleware=[http_metrics.middleware],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_request_bytes,

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from psycopg import AsyncConnection
 
 from relay.api.errors import Problem
+from relay.db.accounts import signing_key
 from relay.db.ratelimit import Allowance, spend
 from relay.db.tenants import Principal, authenticate
 from relay.tokens import looks_like_jwt, read_access_token
@@ -35,6 +36,14 @@ async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+async def jwt_secret(request: Request[Any, Any, Any], conn: AsyncConnection) -> bytes:
+    """Return the access-token signing key: RELAY_JWT_SECRET, or the one kept in the database."""
+    state = request.app.state
+    if state.jwt_secret is None:
+        state.jwt_secret = await signing_key(conn)
+    return state.jwt_secret
+
+
 async def provide_principal(request: Request[Any, Any, Any], conn: NamedDependency[AsyncConnection]) -> Principal:
     """Resolve the caller's tenant; every query of the request is scoped to it."""
     credential = credential_of(request)
@@ -43,7 +52,7 @@ async def provide_principal(request: Request[Any, Any, Any], conn: NamedDependen
     if len(credential) > 4096:
         raise Problem(401, "The credentials are not valid.", headers=_CHALLENGE)
     if looks_like_jwt(credential):
-        claims = read_access_token(request.app.state.jwt_secret, credential)
+        claims = read_access_token(await jwt_secret(request, conn), credential)
         if claims is None:
             raise Problem(401, "The access token is not valid or has expired; refresh it.", headers=_CHALLENGE)
         return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id)

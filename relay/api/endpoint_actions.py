@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -15,8 +15,9 @@ from psycopg import AsyncConnection
 from relay.api.endpoints import EndpointId, EndpointOut, Secret, endpoint_out, not_found
 from relay.api.errors import Problem, problem_responses
 from relay.api.operations import OperationOut, start_operation
+from relay.api.stats import HealthFigures, health_figures
 from relay.db.events import NewEvent, insert_events, request_hash
-from relay.db.sql import fetch_all, fetch_one, queries
+from relay.db.sql import fetch_one, queries
 from relay.db.tenants import Principal
 from relay.envelope import build_envelope
 from relay.ids import new_id
@@ -56,18 +57,15 @@ class CircuitOut(msgspec.Struct):
     cooldown_seconds: float
 
 
-class EndpointStats(msgspec.Struct):
-    """An endpoint's health: circuit, failure clock, and its last 24 hours of deliveries by state."""
+class EndpointStats(HealthFigures):
+    """An endpoint's health: circuit, failure clock, and the delivery figures of /v1/stats for it alone."""
 
-    endpoint_id: str
-    enabled: bool
-    disabled_reason: str | None
-    paused: bool
-    failing_since: datetime | None
-    circuit: CircuitOut
-    deliveries_24h: dict[str, int]
-    held_24h: int
-    success_rate_24h: float | None
+    endpoint_id: str = ""
+    enabled: bool = True
+    disabled_reason: str | None = None
+    paused: bool = False
+    failing_since: datetime | None = None
+    circuit: CircuitOut | None = None
 
 
 class Recovery(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,17 +144,12 @@ class EndpointActionController(Controller):
 
     @get("/stats", operation_id="getEndpointStats", responses=problem_responses(401, 404))
     async def stats(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointStats:
-        """Circuit state, failure clock and the last 24 hours of deliveries."""
+        """Circuit state, failure clock, and today's deliveries, latency and failures for this endpoint."""
         row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
         if row is None:
             raise not_found(endpoint_id)
-        counts = await fetch_all(
-            conn, "endpoint_delivery_counts",
-            {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "since": datetime.now(UTC) - timedelta(days=1)},
-        )
-        by_state = {c["state"]: c["n"] for c in counts}
-        finished = by_state.get("succeeded", 0) + by_state.get("dead", 0)
         return EndpointStats(
+            **await health_figures(conn, principal.tenant_id, endpoint_id),
             endpoint_id=endpoint_id,
             enabled=row["enabled"],
             disabled_reason=row["disabled_reason"],
@@ -168,9 +161,6 @@ class EndpointActionController(Controller):
                 retry_at=row["circuit_retry_at"],
                 cooldown_seconds=row["circuit_cooldown_seconds"],
             ),
-            deliveries_24h=by_state,
-            held_24h=sum(c["held"] for c in counts),
-            success_rate_24h=round(by_state.get("succeeded", 0) / finished, 4) if finished else None,
         )
 
     @post("/recover", operation_id="recoverEndpoint", status_code=202, responses=problem_responses(400, 401, 404))

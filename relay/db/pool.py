@@ -6,7 +6,14 @@ from psycopg_pool import AsyncConnectionPool
 
 
 async def open_pool(
-    conninfo: str, *, min_size: int = 2, max_size: int = 8, name: str = "relay", autocommit: bool = True
+    conninfo: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 8,
+    name: str = "relay",
+    autocommit: bool = True,
+    wait: bool = True,
+    timeout: float = 30.0,
 ) -> AsyncConnectionPool:
     """Open a pool; Relay's are autocommit (one statement is one transaction unless a caller opens one).
 
@@ -22,6 +29,7 @@ async def open_pool(
         kwargs=kwargs,
         open=False,
         name=name,
+        timeout=timeout,
     )
-    await pool.open(wait=True, timeout=30)
+    await pool.open(wait=wait, timeout=timeout)
     return pool

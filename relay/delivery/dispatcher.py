@@ -17,6 +17,8 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from relay.db import operator
+from relay.db.rollups import rollup_params
 from relay.db.sql import queries
 from relay.delivery.outcome import AttemptResult, counts_against_endpoint, next_state
 from relay.delivery.sender import Claim, Sender
@@ -55,6 +57,7 @@ class Dispatcher:
         poll_interval: float,
         lease_margin: float,
         circuit: CircuitSettings | None = None,
+        operator_webhooks: bool = False,
     ) -> None:
         self._pool = pool
         self._conninfo = conninfo
@@ -67,6 +70,7 @@ class Dispatcher:
         self._poll = poll_interval
         self._lease_margin = lease_margin
         self._circuit = circuit or CircuitSettings()
+        self._operator_webhooks = operator_webhooks
         self._inflight: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -177,11 +181,17 @@ class Dispatcher:
         health = _health_params(batch)
         fifo_done = _endpoint_params([o for o in batch if o.claim.fifo and o.state in TERMINAL])
         gone = _endpoint_params([o for o in batch if o.result.status == 410])
+        rollups = rollup_params(
+            (o.claim.tenant_id, o.claim.endpoint_id, o.started_at, o.duration_ms,
+             o.state is DeliveryState.SUCCEEDED, o.state is DeliveryState.DEAD)
+            for o in batch
+        )
         delay = 0.2
         while True:
             try:
                 async with self._pool.connection() as conn, conn.transaction():
                     await conn.execute(queries["record_outcomes"], params)
+                    await conn.execute(queries["add_rollups"], rollups)
                     if health["endpoint_ids"]:
                         await conn.execute(queries["update_endpoint_health"], {**health, **self._circuit.params()})
                     if fifo_done["endpoint_ids"]:
@@ -189,6 +199,8 @@ class Dispatcher:
                     if gone["endpoint_ids"]:
                         await conn.execute(queries["disable_endpoints"], {**gone, "reason": "gone"})
                         log.warning("endpoint.disabled", reason="gone", endpoint_ids=gone["endpoint_ids"])
+                    if self._operator_webhooks:
+                        await _report_to_operator(conn, batch)
                 return
             except (psycopg.Error, OSError) as exc:
                 log.warning("dispatcher.record_failed", error=str(exc), outcomes=len(batch), retry_in=delay)
@@ -222,6 +234,22 @@ class CircuitSettings(msgspec.Struct, frozen=True):
             "cooldown": self.cooldown_seconds,
             "max_cooldown": self.max_cooldown_seconds,
         }
+
+
+async def _report_to_operator(conn, batch: list[Outcome]) -> None:
+    """Send `delivery.dead` and `endpoint.disabled` (410) to the operator, in the record transaction."""
+    dead = [o for o in batch if o.state is DeliveryState.DEAD]
+    await operator.emit(conn, operator.DELIVERY_DEAD, [
+        {"tenant_id": o.claim.tenant_id, "delivery_id": o.claim.delivery_id, "event_id": o.claim.event_id,
+         "endpoint_id": o.claim.endpoint_id, "attempts": o.claim.attempt_number, "last_status": o.result.status,
+         "error_class": o.result.error_class, "error": o.result.error_message}
+        for o in dead
+    ])
+    gone = {(o.claim.tenant_id, o.claim.endpoint_id): o.claim.url for o in batch if o.result.status == 410}
+    await operator.emit(conn, operator.ENDPOINT_DISABLED, [
+        {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "url": url, "reason": "gone"}
+        for (tenant_id, endpoint_id), url in gone.items()
+    ])
 
 
 def _health_params(batch: list[Outcome]) -> dict[str, list]:

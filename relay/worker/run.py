@@ -9,6 +9,7 @@ import signal
 import procrastinate
 import structlog
 
+from relay.db.operator import configure_operator_endpoint
 from relay.db.pool import open_pool
 from relay.delivery.dispatcher import CircuitSettings, Dispatcher
 from relay.delivery.sender import Sender
@@ -36,12 +37,15 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
         claim_batch_size=settings.claim_batch_size,
         poll_interval=settings.poll_interval_seconds,
         lease_margin=settings.lease_margin_seconds,
+        operator_webhooks=bool(settings.operator_webhook_url),
         circuit=CircuitSettings(
             failure_threshold=settings.circuit_failure_threshold,
             cooldown_seconds=settings.circuit_cooldown_seconds,
             max_cooldown_seconds=settings.circuit_max_cooldown_seconds,
         ),
     )
+    async with pool.connection() as conn:
+        await configure_operator_endpoint(conn, settings.operator_webhook_url, settings.operator_webhook_secret)
     context = {"relay": Resources(pool=pool, settings=settings, sender=sender)}
     log.info("worker.started", concurrency=concurrency, **describe(sender_policy))
     jobs_pool = await open_pool(conninfo, min_size=1, max_size=6, name="relay-jobs", autocommit=False)

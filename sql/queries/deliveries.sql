@@ -256,7 +256,7 @@ SELECT (SELECT count(*) FROM disabled) AS endpoints, (SELECT count(*) FROM ended
 
 -- name: endpoints_failing_since
 -- Endpoints that have failed without a break since before the cut-off (auto-disable).
-SELECT tenant_id, id FROM relay.endpoints
+SELECT tenant_id, id, url FROM relay.endpoints
 WHERE enabled AND deleted_at IS NULL AND failing_since < %(cutoff)s;
 
 -- name: list_deliveries
@@ -306,7 +306,7 @@ SELECT id, event_id, endpoint_id, event_type, state, attempts, nullif(next_attem
        last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND event_id = %(event_id)s
-ORDER BY id;
+ORDER BY seq;
 
 -- name: replay_deliveries
 -- Replay finished deliveries: a new pending delivery for each, to the same endpoint with
@@ -370,15 +370,3 @@ SELECT DISTINCT ON (endpoint_id) id, state
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND event_id = %(event_id)s
 ORDER BY endpoint_id, id DESC;
-
--- name: endpoint_delivery_counts
--- Deliveries of an endpoint by state, created since %(since)s.
-SELECT state::text, count(*) AS n,
-       count(*) FILTER (WHERE held_by IS NOT NULL) AS held
-FROM relay.deliveries
-WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s AND created_at >= %(since)s
-GROUP BY state;
-
--- name: wake_dispatchers
--- Tell every dispatcher that deliveries are due (delivered when the transaction commits).
-SELECT pg_notify('relay_deliveries', '');

@@ -15,10 +15,17 @@ INSERT INTO relay.schema_migrations (version, name) VALUES (%(version)s, %(name)
 -- name: procrastinate_installed
 SELECT to_regclass('public.procrastinate_jobs') IS NOT NULL;
 
+-- name: migrations_table_exists
+SELECT to_regclass('relay.schema_migrations') IS NOT NULL;
+
 -- name: schema_version
--- The highest applied migration, or NULL on a database Relay has never migrated.
-SELECT CASE WHEN to_regclass('relay.schema_migrations') IS NULL THEN NULL
-            ELSE (SELECT max(version) FROM relay.schema_migrations) END;
+-- The highest applied migration (ask migrations_table_exists first on a database that may be new).
+SELECT max(version) FROM relay.schema_migrations;
 
 -- name: database_exists
 SELECT 1 FROM pg_database WHERE datname = %(name)s;
+
+-- name: queue_lag
+SELECT coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0) AS queue_lag_seconds
+FROM relay.deliveries
+WHERE state IN ('pending', 'retrying') AND next_attempt_at <= now();

@@ -1,7 +1,8 @@
 """Real `relay api` and `relay worker` processes on the test database, one set per test module.
 
-A module sets STACK_ENV (extra environment, e.g. a short retry schedule) and WORKERS
-(how many worker processes) to get the stack its tests need.
+A module sets STACK_ENV (extra environment, e.g. a short retry schedule), or a function
+stack_env(request) returning it, and WORKERS (how many worker processes) to get the stack
+its tests need.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class Stack:
 def stack(conninfo: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start the module's API and workers; stop them (cleanly) after its last test."""
     logs = tmp_path_factory.mktemp("relay-logs")
-    env = relay_env(conninfo, **{**DEFAULT_ENV, **getattr(request.module, "STACK_ENV", {})})
+    extra = dict(getattr(request.module, "STACK_ENV", {}))
+    if hasattr(request.module, "stack_env"):  # a module that needs other fixtures (a receiver's port) first
+        extra.update(request.module.stack_env(request))
+    env = relay_env(conninfo, **{**DEFAULT_ENV, **extra})
     port = free_port()
     api = RelayProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, logs / "api.log")
     running = Stack(f"http://127.0.0.1:{port}", env, logs, api)

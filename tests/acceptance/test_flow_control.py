@@ -101,7 +101,7 @@ def test_pause_holds_then_resume_releases_oldest_first(client: httpx.Client) -> 
         for event in events:
             [delivery] = deliveries_of(client, event["id"])
             assert (delivery["status"], delivery["held_by"], delivery["attempts"]) == ("pending", "pause", 0)
-        assert stats(client, endpoint["id"])["held_24h"] == 9
+        assert stats(client, endpoint["id"])["deliveries_today"]["held"] == 9
         assert client.post(f"/v1/endpoints/{endpoint['id']}/resume").json()["paused"] is False
         wait_until(lambda: len(receiver.received()) >= 9, timeout=30, what="released deliveries")
         arrived = [r.headers["webhook-id"] for r in sorted(receiver.received(), key=lambda r: r.at)]

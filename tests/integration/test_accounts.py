@@ -96,7 +96,7 @@ def test_logout_revokes_the_refresh_token(api: TestClient) -> None:
 
 def test_expired_forged_and_misused_tokens_are_refused(api: TestClient) -> None:
     tokens = register(api)
-    secret = api.app.state.jwt_secret
+    secret = api.app.state.jwt_secret  # loaded by the requests above
     expired = issue_access_token(secret, tokens["user_id"], tokens["tenant_id"], ttl_seconds=-10)
     forged = issue_access_token(b"another secret entirely, 32 bytes", tokens["user_id"], tokens["tenant_id"], 900)
     none_alg = jwt.encode({"sub": tokens["user_id"], "tid": tokens["tenant_id"], "typ": "access",

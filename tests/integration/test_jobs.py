@@ -45,3 +45,35 @@ def test_auto_disable_disables_only_endpoints_failing_long_enough(conninfo, db, 
         "SELECT endpoint_id, state::text FROM relay.deliveries WHERE event_id = %s", (accepted.id,)
     ).fetchall())
     assert states[long_failing] == "dead" and states[healthy] == "pending"
+
+
+def test_retention_removes_old_finished_rows_and_keeps_the_rest(conninfo, db, tenant) -> None:
+    from relay.db.retention import purge
+
+    tenant_id, _ = tenant
+    endpoint = add_endpoint(db, tenant_id)
+    old_done, old_open, recent = ingest(conninfo, tenant_id, [event("a.b"), event("a.b"), event("a.b")])
+    db.execute(
+        "INSERT INTO relay.attempts (id, tenant_id, delivery_id, event_id, endpoint_id, attempt_number, started_at,"
+        " duration_ms, outcome) SELECT 'att_' || d.id, d.tenant_id, d.id, d.event_id, d.endpoint_id, 1,"
+        " now() - interval '40 days', 5, 'succeeded' FROM relay.deliveries d WHERE d.event_id = %s",
+        (old_done.id,),
+    )
+    db.execute("UPDATE relay.deliveries SET state = 'succeeded', next_attempt_at = NULL,"
+               " completed_at = now() - interval '40 days' WHERE event_id = %s", (old_done.id,))
+    db.execute("UPDATE relay.events SET created_at = now() - interval '40 days' WHERE id = ANY(%s)",
+               ([old_done.id, old_open.id],))
+
+    async def run() -> dict[str, int]:
+        pool = await open_pool(conninfo, max_size=2)
+        try:
+            return await purge(pool, older_than_seconds=30 * 86400, batch=1)  # batch of one: the loop must continue
+        finally:
+            await pool.close()
+
+    removed = asyncio.run(run())
+    assert removed["attempts"] >= 1 and removed["deliveries"] >= 1 and removed["events"] >= 1
+    remaining = {row[0] for row in db.execute("SELECT id FROM relay.events WHERE tenant_id = %s", (tenant_id,))}
+    assert remaining == {old_open.id, recent.id}  # the old event with an open delivery stays
+    assert db.execute("SELECT count(*) FROM relay.deliveries WHERE event_id = %s", (old_done.id,)).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM relay.deliveries WHERE endpoint_id = %s", (endpoint,)).fetchone()[0] == 2

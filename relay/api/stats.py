@@ -1,0 +1,111 @@
+"""`GET /v1/stats`: the tenant's delivery health today, read from rollups and small indexes (F26)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from psycopg import AsyncConnection
+
+from relay.api.errors import problem_responses
+from relay.db.rollups import quantile_ms
+from relay.db.sql import fetch_all, fetch_one
+from relay.db.tenants import Principal
+
+
+class EndpointCounts(msgspec.Struct):
+    total: int
+    active: int
+    paused: int
+    disabled: int
+    circuits_open: int
+
+
+class DeliveriesToday(msgspec.Struct):
+    """What today's attempts (since 00:00 UTC) did, and what is still open now."""
+
+    attempts: int
+    succeeded: int
+    failed_attempts: int
+    dead: int
+    pending: int
+    retrying: int
+    delivering: int
+    held: int
+
+
+class Latency(msgspec.Struct):
+    """Attempt durations today, estimated from the rollups' histogram (bucket upper bounds)."""
+
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class Failure(msgspec.Struct):
+    attempt_id: str
+    delivery_id: str
+    event_id: str
+    endpoint_id: str
+    attempt_number: int
+    started_at: datetime
+    response_status: int | None
+    error_class: str | None
+    error_message: str | None
+
+
+class HealthFigures(msgspec.Struct):
+    """Delivery figures for a tenant or one endpoint."""
+
+    deliveries_today: DeliveriesToday
+    success_rate_today: float | None
+    dead_letter: int
+    latency_today: Latency
+    recent_failures: list[Failure]
+
+
+class TenantStats(HealthFigures):
+    endpoints: EndpointCounts | None = None
+    events_today: int = 0
+
+
+def start_of_day() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def health_figures(conn: AsyncConnection, tenant_id: str, endpoint_id: str | None) -> dict[str, Any]:
+    """Gather the figures shared by the tenant and endpoint stats."""
+    scope = {"tenant_id": tenant_id, "endpoint_id": endpoint_id}
+    rollup = await fetch_one(conn, "tenant_rollups_since", {**scope, "since": start_of_day()})
+    assert rollup is not None
+    open_rows = {row["state"]: row for row in await fetch_all(conn, "open_delivery_counts", scope)}
+    dead_letter = await fetch_one(conn, "dead_letter_size", scope)
+    failures = await fetch_all(conn, "recent_failures", {**scope, "limit": 10})
+    finished = rollup["succeeded"] + rollup["dead"]
+    buckets = [int(b) for b in rollup["buckets"] or []]
+    return {
+        "deliveries_today": DeliveriesToday(
+            attempts=rollup["attempts"], succeeded=rollup["succeeded"], failed_attempts=rollup["failed_attempts"],
+            dead=rollup["dead"],
+            pending=open_rows.get("pending", {}).get("n", 0), retrying=open_rows.get("retrying", {}).get("n", 0),
+            delivering=open_rows.get("delivering", {}).get("n", 0),
+            held=sum(row["held"] for row in open_rows.values()),
+        ),
+        "success_rate_today": round(rollup["succeeded"] / finished, 4) if finished else None,
+        "dead_letter": dead_letter["n"] if dead_letter else 0,
+        "latency_today": Latency(p50_ms=quantile_ms(buckets, 0.5), p95_ms=quantile_ms(buckets, 0.95)),
+        "recent_failures": [
+            Failure(attempt_id=f["id"], **{k: f[k] for k in Failure.__struct_fields__ if k != "attempt_id"}) for f in failures
+        ],
+    }
+
+
+@get("/v1/stats", operation_id="getStats", tags=["stats"], responses=problem_responses(401))
+async def tenant_stats(principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection]) -> TenantStats:
+    """Endpoints, today's events and deliveries, success rate, dead letter, latency and recent failures."""
+    endpoints = await fetch_one(conn, "endpoint_counts", {"tenant_id": principal.tenant_id})
+    events = await fetch_one(conn, "events_since", {"tenant_id": principal.tenant_id, "since": start_of_day()})
+    figures = await health_figures(conn, principal.tenant_id, None)
+    return TenantStats(**figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0)

@@ -1,0 +1,32 @@
+-- name: endpoint_counts
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE enabled AND NOT paused) AS active,
+       count(*) FILTER (WHERE paused) AS paused,
+       count(*) FILTER (WHERE NOT enabled) AS disabled,
+       count(*) FILTER (WHERE circuit_state <> 'closed') AS circuits_open
+FROM relay.endpoints
+WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL;
+
+-- name: events_since
+SELECT count(*) AS n FROM relay.events WHERE tenant_id = %(tenant_id)s AND created_at >= %(since)s;
+
+-- name: open_delivery_counts
+-- Deliveries not finished yet, by state (an index holds only these, so it stays quick).
+SELECT state::text, count(*) AS n, count(*) FILTER (WHERE held_by IS NOT NULL) AS held
+FROM relay.deliveries
+WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying', 'delivering')
+  AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
+GROUP BY state;
+
+-- name: dead_letter_size
+SELECT count(*) AS n FROM relay.deliveries
+WHERE tenant_id = %(tenant_id)s AND state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL
+  AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s);
+
+-- name: recent_failures
+SELECT id, delivery_id, event_id, endpoint_id, attempt_number, started_at, response_status, error_class, error_message
+FROM relay.attempts
+WHERE tenant_id = %(tenant_id)s AND error_class IS NOT NULL
+  AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
+ORDER BY started_at DESC
+LIMIT %(limit)s;
