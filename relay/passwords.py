@@ -21,8 +21,3 @@ def check_password(stored_hash: str | None, password: str) -> bool:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-def needs_rehash(stored_hash: str) -> bool:
-    """Tell whether the hash was made with weaker parameters than today's."""
-    return _hasher.check_needs_rehash(stored_hash)

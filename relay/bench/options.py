@@ -20,4 +20,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-rate-limit", action="store_true",
         help="turn the ingest rate limiter off (default: on, with a limit of 1,000,000 events/s that never binds)",
     )
+    parser.add_argument(
+        "--stats", action="store_true",
+        help="instead: time /v1/stats, endpoint stats and /metrics on a generated 1,000,000-attempt database",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -40,14 +40,15 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _embedded_server(settings: Settings) -> str:
+    from relay.embedded import embedded_url
+
+    return embedded_url(settings.home)
+
+
 def _bench_database(settings: Settings) -> str:
     """Return a URL to a freshly created, migrated bench database on the configured server."""
-    if settings.database_url:
-        server = settings.database_url
-    else:
-        from relay.embedded import embedded_url
-
-        server = embedded_url(settings.home)
+    server = settings.database_url or _embedded_server(settings)
     url = create_database(server, BENCH_DB, fresh=True)
     migrate(url)
     return url
@@ -243,6 +244,12 @@ def say(args: argparse.Namespace, text: str) -> None:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole benchmark and print the result block; return the exit code."""
+    if args.stats:
+        from relay.bench.stats import run_stats_bench
+
+        server = settings.database_url or _embedded_server(settings)
+        run_stats_bench(settings, server)
+        return 0
     say(args, "preparing a fresh bench database ...")
     conninfo = _bench_database(settings)
     logs = Path(tempfile.mkdtemp(prefix="relay-bench-"))

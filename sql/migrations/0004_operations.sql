@@ -29,3 +29,11 @@ CREATE INDEX attempts_failures ON relay.attempts (tenant_id, started_at DESC) WH
 CREATE INDEX attempts_started ON relay.attempts (started_at);
 CREATE INDEX deliveries_completed ON relay.deliveries (completed_at) WHERE completed_at IS NOT NULL;
 CREATE INDEX events_created ON relay.events (created_at);
+-- Per-endpoint stats: recent failures and the dead letter of one endpoint without a tenant-wide scan.
+CREATE INDEX attempts_endpoint_failures ON relay.attempts (tenant_id, endpoint_id, started_at DESC)
+    WHERE error_class IS NOT NULL;
+DROP INDEX relay.deliveries_dead_letter;
+CREATE INDEX deliveries_dead_letter ON relay.deliveries (tenant_id, endpoint_id, id)
+    WHERE state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL;
+CREATE INDEX deliveries_dead_letter_by_id ON relay.deliveries (tenant_id, id)
+    WHERE state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL;

@@ -12,9 +12,6 @@ SELECT u.id, u.tenant_id, u.email, u.created_at, t.name AS tenant_name
 FROM relay.users u JOIN relay.tenants t ON t.id = u.tenant_id
 WHERE u.tenant_id = %(tenant_id)s AND u.id = %(id)s;
 
--- name: update_password_hash
-UPDATE relay.users SET password_hash = %(password_hash)s WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
-
 -- name: insert_refresh_token
 INSERT INTO relay.refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
 VALUES (%(id)s, %(tenant_id)s, %(user_id)s, %(family_id)s, %(token_hash)s, now() + make_interval(secs => %(ttl)s));

@@ -370,3 +370,7 @@ SELECT DISTINCT ON (endpoint_id) id, state
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND event_id = %(event_id)s
 ORDER BY endpoint_id, id DESC;
+
+-- name: wake_dispatchers
+-- Tell every dispatcher that deliveries are due (delivered when the transaction commits).
+SELECT pg_notify('relay_deliveries', '');

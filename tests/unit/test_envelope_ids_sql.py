@@ -45,3 +45,18 @@ def test_duplicate_names_rejected(tmp_path) -> None:
 def test_core_queries_present() -> None:
     for name in ("insert_events", "claim_due_deliveries", "record_outcomes", "authenticate_api_key"):
         assert name in queries
+
+
+def test_every_query_the_code_names_exists() -> None:
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "relay"
+    used: set[str] = set()
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        used |= set(re.findall(r'queries\["(\w+)"\]', text))
+        used |= set(re.findall(r'fetch_(?:all|one)\(\s*\w+,\s*"(\w+)"', text))
+        used |= set(re.findall(r'"(delete_old_\w+)"', text))
+    assert used - set(queries) == set()
+    assert set(queries) - used == set(), "queries nobody runs"
