@@ -196,6 +196,11 @@ class EventController(Controller):
             headers=limits,
         )
 
+    @get("/batch", include_in_schema=False)
+    async def not_an_event(self) -> None:
+        """`GET /v1/events/batch` is a lookup of an event called "batch", which cannot exist (not a 405)."""
+        raise Problem(404, "No event 'batch'.")
+
     @get("/", operation_id="listEvents", responses=problem_responses(400, 401))
     async def list(
         self,

@@ -209,3 +209,9 @@ def test_openapi_documents_every_route(api: TestClient) -> None:
     assert "requestBody" in create_event
     assert {"202", "409", "413", "422"} <= set(create_event["responses"])
     assert json.dumps(create_event["responses"]["409"]).find("problem+json") > 0
+
+
+def test_the_batch_path_is_not_a_405_for_event_lookups(api: TestClient, auth) -> None:
+    response = api.get("/v1/events/batch", headers=auth)
+    assert response.status_code == 404
+    problem(response)
