@@ -75,6 +75,11 @@ class DeadLetterController(Controller):
         }
         return await start_operation(conn, principal.tenant_id, "replay_dead_letter", scope)
 
+    @delete("/replay", include_in_schema=False, status_code=204)
+    async def not_a_delivery(self) -> None:
+        """`DELETE /v1/dead-letter/replay` discards a delivery called "replay", which cannot exist (not a 405)."""
+        raise Problem(404, "No dead delivery 'replay' in the dead letter.")
+
     @delete("/{delivery_id:str}", operation_id="discardDeadLetter", status_code=204, responses=problem_responses(401, 404))
     async def discard(
         self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId

@@ -215,3 +215,4 @@ def test_the_batch_path_is_not_a_405_for_event_lookups(api: TestClient, auth) ->
     response = api.get("/v1/events/batch", headers=auth)
     assert response.status_code == 404
     problem(response)
+    assert api.delete("/v1/dead-letter/replay", headers=auth).status_code == 404
