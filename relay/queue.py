@@ -16,6 +16,7 @@ import procrastinate
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from relay.ai.anomalies import scan
 from relay.db import operator
 from relay.db.retention import purge
 from relay.db.sql import fetch_all, queries
@@ -142,3 +143,12 @@ async def retention(context: procrastinate.JobContext, timestamp: int) -> None:
     res = resources(context)
     removed = await purge(res.pool, res.settings.retention_seconds)
     log.info("retention.done", **removed)
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="anomaly-scan")
+@app.task(name="relay.anomaly_scan", pass_context=True, queueing_lock="relay.anomaly_scan")
+async def anomaly_scan(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Compare each endpoint's recent failure rate and latency with its own baseline; open or resolve alerts."""
+    res = resources(context)
+    changed = await scan(res.pool, window_seconds=res.settings.anomaly_window_seconds)
+    log.info("anomaly_scan.done", **changed)

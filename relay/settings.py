@@ -56,6 +56,11 @@ class Settings:
     retention_seconds: float = 30 * 86400.0
     operator_webhook_url: str | None = None
     operator_webhook_secret: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    ai_model: str = "claude-haiku-4-5"
+    ai_timeout_seconds: float = 20.0
+    anomaly_window_seconds: float = 900.0
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -127,4 +132,9 @@ def load_settings() -> Settings:
         retention_seconds=_duration("RELAY_RETENTION", 30 * 86400.0),
         operator_webhook_url=os.environ.get("RELAY_OPERATOR_WEBHOOK_URL") or None,
         operator_webhook_secret=os.environ.get("RELAY_OPERATOR_WEBHOOK_SECRET") or None,
+        anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+        anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        ai_model=os.environ.get("RELAY_AI_MODEL") or "claude-haiku-4-5",
+        ai_timeout_seconds=_duration("RELAY_AI_TIMEOUT", 20.0),
+        anomaly_window_seconds=_duration("RELAY_ANOMALY_WINDOW", 900.0),
     )

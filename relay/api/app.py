@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
 from relay.api.accounts import AccountController
+from relay.api.ai import AiController, make_claude
 from relay.api.api_keys import ApiKeyController
 from relay.api.auth import provide_connection, provide_principal
 from relay.api.dead_letter import DeadLetterController
@@ -68,6 +69,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             DeadLetterController,
             OperationController,
             tenant_stats,
+            AiController,
         ],
         dependencies={"principal": Provide(provide_principal)},
         security=[{"apiKey": []}, {"bearer": []}],
@@ -97,6 +99,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     )
     app.state.settings = settings
     app.state.address_policy = AddressPolicy(settings.allowed_networks or ())
+    app.state.claude = make_claude(settings)
     mark_strict_bodies(app)
     document_common_errors(app)
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import jsonschema
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from relay.api.endpoints import Description, RetrySchedule
 from relay.api.errors import Problem, problem_responses
@@ -27,6 +29,7 @@ class EventTypeIn(msgspec.Struct, forbid_unknown_fields=True):
     name: EventType
     description: Description = ""
     retry_schedule: RetrySchedule | None = None
+    schema: dict[str, Any] | None = None  # a JSON Schema (draft 2020-12) for the payload
 
 
 class EventTypeOut(msgspec.Struct):
@@ -35,6 +38,7 @@ class EventTypeOut(msgspec.Struct):
     name: str
     description: str
     retry_schedule: list[float] | None
+    schema: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -51,10 +55,16 @@ class EventTypeController(Controller):
 
     @post("/", operation_id="putEventType", status_code=201, responses=problem_responses(400, 401))
     async def put(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EventTypeIn]) -> EventTypeOut:
-        """Register (or replace) an event type."""
+        """Register (or replace) an event type, optionally with a JSON Schema for its payload."""
+        if data.schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(data.schema)
+            except jsonschema.SchemaError as exc:
+                raise Problem(422, f"Not a valid JSON Schema: {exc.message}", field="$.schema") from None
         row = await fetch_one(
             conn, "upsert_event_type",
-            {"tenant_id": principal.tenant_id, "name": data.name, "description": data.description, "retry_schedule": data.retry_schedule},
+            {"tenant_id": principal.tenant_id, "name": data.name, "description": data.description,
+             "retry_schedule": data.retry_schedule, "schema": Jsonb(data.schema) if data.schema is not None else None},
         )
         assert row is not None
         return event_type_out(row)

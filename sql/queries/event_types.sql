@@ -1,8 +1,9 @@
 -- name: upsert_event_type
-INSERT INTO relay.event_types (tenant_id, name, description, retry_schedule)
-VALUES (%(tenant_id)s, %(name)s, %(description)s, %(retry_schedule)s)
+INSERT INTO relay.event_types (tenant_id, name, description, retry_schedule, schema)
+VALUES (%(tenant_id)s, %(name)s, %(description)s, %(retry_schedule)s, %(schema)s)
 ON CONFLICT (tenant_id, name) DO UPDATE
-SET description = excluded.description, retry_schedule = excluded.retry_schedule, updated_at = now()
+SET description = excluded.description, retry_schedule = excluded.retry_schedule, schema = excluded.schema,
+    updated_at = now()
 RETURNING *;
 
 -- name: get_event_type
