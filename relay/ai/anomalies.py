@@ -27,7 +27,13 @@ async def scan(pool: AsyncConnectionPool, window_seconds: float = 900, history_s
         async with pool.connection() as conn, conn.transaction():
             recent = await fetch_one(conn, "window_figures", scope)
             baseline = await fetch_one(conn, "baseline_figures", scope)
-            if not recent or not baseline or recent["attempts"] < MIN_ATTEMPTS:
+            if not recent or not baseline:
+                continue
+            if recent["attempts"] < MIN_ATTEMPTS:
+                if recent["failures"] == 0:  # nothing failing any more (or no traffic): nothing to alert on
+                    for kind in ("failure_rate", "latency"):
+                        if await fetch_one(conn, "resolve_alert", {**scope, "kind": kind}):
+                            changed["resolved"] += 1
                 continue
             rate = recent["failures"] / recent["attempts"]
             base_rate = baseline["failures"] / baseline["attempts"] if baseline["attempts"] else 0.0

@@ -113,16 +113,19 @@ def analyse(endpoint: dict[str, Any], attempts: list[dict[str, Any]]) -> Failure
     considered = sum(recent.values())
     if pattern == "timeout" and evidence.p95_duration_ms:
         cause += f" Attempts take up to {evidence.p95_duration_ms:.0f} ms against a timeout of {endpoint['timeout_ms']} ms."
+    if endpoint.get("circuit_state") in ("open", "half_open"):
+        cause += (" Relay's circuit breaker for this endpoint is open: further deliveries wait, without spending"
+                  " retries, until a probe succeeds.")
     if not endpoint.get("enabled", True):
         severity = "critical"
         action = f"The endpoint is disabled ({endpoint.get('disabled_reason')}). " + action
-    if trailing and len(trailing) < len(failures) and evidence.failing_since:
+    if trailing and last_success is not None and evidence.failing_since:
         when = evidence.failing_since.isoformat(timespec="seconds")
         summary = (f"{len(trailing)} consecutive failures since {when}, mostly {pattern.replace('_', ' ')} "
                    f"({hits} of {considered}); it worked before that.")
     elif trailing:
-        summary = (f"Every one of the last {len(trailing)} attempts failed, mostly {pattern.replace('_', ' ')} "
-                   f"({hits} of {considered}).")
+        summary = (f"Every one of the {len(trailing)} recent attempts failed, mostly {pattern.replace('_', ' ')} "
+                   f"({hits} of {considered}); none has succeeded in this sample.")
     else:
         summary = (f"{len(failures)} of {len(ordered)} recent attempts failed ({evidence.failure_rate:.0%}), "
                    f"mostly {pattern.replace('_', ' ')}; the latest attempt succeeded.")

@@ -30,10 +30,13 @@ ORDER BY sum(r.failed_attempts) DESC
 LIMIT 5;
 
 -- name: endpoints_with_traffic
--- Endpoints that had attempts in the recent window (the anomaly scan's candidates).
-SELECT DISTINCT a.tenant_id, a.endpoint_id
+-- The anomaly scan's candidates: endpoints with attempts in the recent window, and those with
+-- an open alert (so an alert is resolved even when the traffic stops).
+SELECT a.tenant_id, a.endpoint_id
 FROM relay.attempts a
-WHERE a.started_at >= now() - make_interval(secs => %(window)s);
+WHERE a.started_at >= now() - make_interval(secs => %(window)s)
+UNION
+SELECT tenant_id, endpoint_id FROM relay.alerts WHERE status = 'open';
 
 -- name: window_figures
 -- Attempts, failures and p95 duration of one endpoint in the recent window.

@@ -13,6 +13,7 @@ def test_periodic_jobs_are_registered() -> None:
     periodic = {task.task.name: task.cron for task in app.periodic_registry.periodic_tasks.values()}
     assert periodic["relay.auto_disable"] == "*/5 * * * *"
     assert "relay.requeue_operations" in periodic
+    assert periodic["relay.anomaly_scan"] == "*/5 * * * *" and periodic["relay.retention"] == "17 * * * *"
 
 
 def test_auto_disable_disables_only_endpoints_failing_long_enough(conninfo, db, tenant) -> None:
