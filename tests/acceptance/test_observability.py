@@ -173,3 +173,37 @@ def test_audit_queries_run_with_psql(stack: Stack, client: httpx.Client, query: 
     )
     assert result.returncode == 0, result.stderr
     assert "rows)" in result.stdout or "row)" in result.stdout
+
+
+def test_a_new_anomaly_alert_is_sent_to_the_operator(client: httpx.Client, conninfo: str, operator_receiver: Receiver) -> None:
+    import asyncio
+    import json
+
+    from relay.ai.anomalies import scan
+    from relay.db.pool import open_pool
+
+    async def down(_: Received):
+        return 500, {}, b""
+
+    async def run_scan() -> dict[str, int]:
+        pool = await open_pool(conninfo, max_size=2)
+        try:
+            return await scan(pool, window_seconds=120)
+        finally:
+            await pool.close()
+
+    with Receiver(down) as receiver:
+        endpoint = add_endpoint(client, receiver.url())
+        events = [send_event(client) for _ in range(3)]
+        for event in events:
+            wait_for_states(client, event["id"], ["dead"])
+    asyncio.run(run_scan())
+
+    def alert_reports() -> list[dict]:
+        bodies = [json.loads(r.body) for r in operator_receiver.received()]
+        return [b for b in bodies if b["type"] == "alert.created" and b["data"]["endpoint_id"] == endpoint["id"]]
+
+    [report] = wait_until(alert_reports, what="alert.created at the operator")
+    assert report["data"]["kind"] == "failure_rate" and report["data"]["evidence"]["recent_failure_rate"] == 1.0
+    [alert] = [a for a in client.get("/v1/ai/alerts").json()["data"] if a["endpoint_id"] == endpoint["id"]]
+    assert alert["id"] == report["data"]["alert_id"]
