@@ -238,4 +238,4 @@ class AiController(Controller):
         rows = await fetch_all(conn, "list_alerts",
                                {"tenant_id": principal.tenant_id, "status": status, "cursor": cursor, "limit": limit + 1})
         items = [AlertOut(engine="rules", **row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)

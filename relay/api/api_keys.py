@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.api.rows import from_row
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal, api_key_row, new_api_key
 
@@ -44,7 +45,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 def api_key_out(row: dict[str, Any]) -> ApiKeyOut:
-    return ApiKeyOut(**{field: row[field] for field in ApiKeyOut.__struct_fields__})
+    return from_row(ApiKeyOut, row)
 
 
 class ApiKeyController(Controller):
@@ -66,7 +67,7 @@ class ApiKeyController(Controller):
         """List keys (prefix, name, created, last used, revoked), newest first."""
         rows = await fetch_all(conn, "list_api_keys", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
         items = [api_key_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)
 
     @delete("/{key_id:str}", operation_id="revokeApiKey", status_code=204, responses=problem_responses(401, 404))
     async def revoke(

@@ -57,7 +57,7 @@ class DeadLetterController(Controller):
             },
         )
         items = [delivery_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)
 
     @post("/replay", operation_id="replayDeadLetter", status_code=202, responses=problem_responses(400, 401))
     async def replay(

@@ -144,7 +144,7 @@ class DeliveryController(Controller):
             },
         )
         items = [delivery_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)
 
     @get("/{delivery_id:str}", operation_id="getDelivery", responses=problem_responses(401, 404))
     async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId) -> DeliveryDetail:

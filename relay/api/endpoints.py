@@ -212,7 +212,7 @@ class EndpointController(Controller):
             conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
         )
         items = [endpoint_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)
 
     @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
     async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:

@@ -17,6 +17,7 @@ from relay.api.endpoints import Description, RetrySchedule
 from relay.api.errors import Problem, problem_responses
 from relay.api.events import EventType
 from relay.api.pagination import Cursor, Limit, Page, page_of
+from relay.api.rows import from_row
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
 
@@ -44,7 +45,7 @@ class EventTypeOut(msgspec.Struct):
 
 
 def event_type_out(row: dict[str, Any]) -> EventTypeOut:
-    return EventTypeOut(**{field: row[field] for field in EventTypeOut.__struct_fields__})
+    return from_row(EventTypeOut, row)
 
 
 class EventTypeController(Controller):
@@ -77,7 +78,7 @@ class EventTypeController(Controller):
         """List event types by name."""
         rows = await fetch_all(conn, "list_event_types", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
         items = [event_type_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].name if len(rows) > limit else None)
+        return page_of(items, limit, lambda item: item.name)
 
     @get("/{name:str}", operation_id="getEventType", responses=problem_responses(401, 404))
     async def read(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], name: EventTypeName) -> EventTypeOut:

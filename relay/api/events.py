@@ -217,7 +217,7 @@ class EventController(Controller):
             {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "event_type": event_type},
         )
         items = [_event_out(row) for row in rows]
-        return page_of(items, len(rows), limit, items[limit - 1].id if len(rows) > limit else None)
+        return page_of(items, limit)
 
     @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
     async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], event_id: EventId) -> EventDetail:

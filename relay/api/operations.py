@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from relay.api.errors import Problem, problem_responses
+from relay.api.rows import from_row
 from relay.db.sql import fetch_one
 from relay.db.tenants import Principal
 from relay.ids import new_id
@@ -38,7 +39,7 @@ class OperationOut(msgspec.Struct):
 
 def operation_out(row: dict[str, Any]) -> OperationOut:
     """Shape a database row for the API."""
-    return OperationOut(**{field: row[field] for field in OperationOut.__struct_fields__})
+    return from_row(OperationOut, row)
 
 
 async def start_operation(conn: AsyncConnection, tenant_id: str, kind: str, scope: dict[str, Any]) -> OperationOut:

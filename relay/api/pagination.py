@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
@@ -20,7 +21,7 @@ class Page(msgspec.Struct, Generic[T]):
     next_cursor: str | None
 
 
-def page_of(items: list[T], rows_fetched: int, limit: int, last_id: str | None) -> Page[T]:
-    """Build a page from `limit + 1` fetched rows: the extra row only says there is more."""
-    has_more = rows_fetched > limit
-    return Page(data=items[:limit], next_cursor=last_id if has_more else None)
+def page_of(items: list[T], limit: int, cursor_of: Callable[[T], str] = lambda item: item.id) -> Page[T]:  # type: ignore[attr-defined]
+    """Build a page from `limit + 1` fetched items: the extra item only says there is more."""
+    data = items[:limit]
+    return Page(data=data, next_cursor=cursor_of(data[-1]) if len(items) > limit else None)

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from psycopg import AsyncConnection
 
 from relay.api.errors import problem_responses
+from relay.api.rows import from_row
 from relay.db.rollups import quantile_ms
 from relay.db.sql import fetch_all, fetch_one
 from relay.db.tenants import Principal
@@ -97,7 +98,7 @@ async def health_figures(conn: AsyncConnection, tenant_id: str, endpoint_id: str
         "dead_letter": dead_letter["n"] if dead_letter else 0,
         "latency_today": Latency(p50_ms=quantile_ms(buckets, 0.5), p95_ms=quantile_ms(buckets, 0.95)),
         "recent_failures": [
-            Failure(attempt_id=f["id"], **{k: f[k] for k in Failure.__struct_fields__ if k != "attempt_id"}) for f in failures
+            from_row(Failure, f, attempt_id=f["id"]) for f in failures
         ],
     }
 
