@@ -11,7 +11,8 @@ import structlog
 
 from relay.db.operator import configure_operator_endpoint
 from relay.db.pool import open_pool
-from relay.delivery.dispatcher import CircuitSettings, Dispatcher
+from relay.delivery.dispatcher import Dispatcher
+from relay.delivery.recording import CircuitSettings
 from relay.delivery.sender import Sender
 from relay.queue import Resources, use_database
 from relay.settings import Settings

@@ -9,8 +9,9 @@ import psycopg
 
 from relay.db.pool import open_pool
 from relay.db.sql import queries
-from relay.delivery.dispatcher import Dispatcher, Outcome, _record_params
+from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.outcome import AttemptResult
+from relay.delivery.recording import Outcome, record_params
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
 from relay.urlguard import AddressPolicy, parse_networks
@@ -78,7 +79,7 @@ def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo
     [second] = [c for c in claim_all(db, lease_margin=30) if c.event_id == accepted.id]
     assert (first.attempt_number, second.attempt_number) == (1, 2)
     late = Outcome(first, AttemptResult(200, None, None, {}, "ok"), DeliveryState.SUCCEEDED, None, datetime.now(UTC), 5)
-    updated = db.execute(queries["record_outcomes"], _record_params([late])).fetchall()
+    updated = db.execute(queries["record_outcomes"], record_params([late])).fetchall()
     assert updated == []  # lost the race: the delivery belongs to the second claim now
     assert state_of(db, accepted.id) == ("delivering", 2)
     logged = db.execute(
