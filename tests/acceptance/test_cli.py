@@ -102,4 +102,5 @@ def test_relay_dev_runs_on_embedded_postgres_and_delivers(tmp_path) -> None:
         dev.stop()
     assert code == 0, log
     assert "relay.dev.stopped" in log
+    assert "relay.dev.ssrf_relaxed" in log and "127.0.0.0/8" in log  # it says it delivers to local networks
     assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
