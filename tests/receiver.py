@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tests.threaded_server import ThreadedServer
+
 
 @dataclass(frozen=True)
 class Received:
@@ -42,27 +44,17 @@ async def always_ok(_: Received) -> tuple[int, dict[str, str], bytes]:
     return 200, {}, b"ok"
 
 
-class Receiver:
-    """An aiohttp server on its own thread that records every request."""
+class Receiver(ThreadedServer):
+    """A webhook receiver that records every request and answers as its behaviour says."""
 
     def __init__(self, behaviour: Behaviour = always_ok) -> None:
+        super().__init__()
         self.behaviour = behaviour
         self.requests: list[Received] = []
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
 
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("receiver did not start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._handle)
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -91,20 +83,3 @@ class Receiver:
             return response
         status, headers, body = answer
         return web.Response(status=status, headers=headers, body=body)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._started.set()
-        await self._stop.wait()
-        await runner.cleanup()
