@@ -5,8 +5,6 @@ from __future__ import annotations
 import secrets
 import time
 
-PREFIXES = ("ten", "key", "ep", "evt", "dlv", "att")
-
 
 def new_id(prefix: str) -> str:
     """Return `prefix_` + 12 hex digits of milliseconds + 20 random hex digits.

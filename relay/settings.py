@@ -31,7 +31,6 @@ class Settings:
     max_request_bytes: int = 16 * 1024 * 1024
     retry_schedule: tuple[float, ...] = field(default_factory=tuple)
     default_timeout_seconds: float = 15.0
-    max_timeout_seconds: float = 60.0
     response_body_limit: int = 4096
     dispatch_concurrency: int = 256
     claim_batch_size: int = 256

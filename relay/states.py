@@ -64,14 +64,7 @@ TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
     (S.RETRYING, S.DEAD): "the endpoint is disabled (410 Gone, failing too long, by request) or deleted",
 }
 
-# States a dispatcher may claim from (a delivering row only once its lease expired).
-CLAIMABLE = (S.PENDING, S.RETRYING, S.DELIVERING)
 TERMINAL = (S.SUCCEEDED, S.DEAD)
-
-
-def can_move(source: DeliveryState, target: DeliveryState) -> bool:
-    """Tell whether the lifecycle allows moving from `source` to `target`."""
-    return (source, target) in TRANSITIONS
 
 
 def sources_of(target: DeliveryState) -> tuple[DeliveryState, ...]:
