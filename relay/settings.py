@@ -20,6 +20,13 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _bounded(name: str, default: int, low: int, high: int) -> int:
+    value = _int(name, default)
+    if not low <= value <= high:
+        raise SystemExit(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob Relay has; see the README's configuration table."""
@@ -36,6 +43,8 @@ class Settings:
     claim_batch_size: int = 256
     poll_interval_seconds: float = 1.0
     lease_margin_seconds: float = 30.0
+    endpoint_max_in_flight: int = 64
+    max_lost_attempts: int = 3
     db_pool_size: int = 8
     log_format: str = "auto"
     log_level: str = "info"
@@ -113,6 +122,8 @@ def load_settings() -> Settings:
         claim_batch_size=_int("RELAY_CLAIM_BATCH_SIZE", 256),
         poll_interval_seconds=min(_duration("RELAY_POLL_INTERVAL", 1.0), 1.0),
         lease_margin_seconds=_duration("RELAY_LEASE_MARGIN", 30.0),
+        endpoint_max_in_flight=_bounded("RELAY_ENDPOINT_MAX_IN_FLIGHT", 64, 1, 1000),
+        max_lost_attempts=_bounded("RELAY_MAX_LOST_ATTEMPTS", 3, 1, 100),
         db_pool_size=_int("RELAY_DB_POOL_SIZE", 8),
         log_format=os.environ.get("RELAY_LOG_FORMAT", "auto"),
         log_level=os.environ.get("RELAY_LOG_LEVEL", "info"),

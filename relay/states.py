@@ -7,9 +7,9 @@ every transition below is a guarded `UPDATE … WHERE state = ANY(…)` in
 another worker or request and is not an error.
 
     pending ──claim──▶ delivering ──2xx──▶ succeeded
-                         │  │
-                         │  └──permanent failure / out of retries──▶ dead
-                         └──retryable failure──▶ retrying ──claim──▶ delivering
+       ▲                 │  │  │
+       └──lease expired──┘  │  └──permanent failure / out of retries / lost too often──▶ dead
+                            └──retryable failure, or lease expired──▶ retrying ──claim──▶ delivering
 
     (pending, retrying) ──endpoint disabled or deleted──▶ dead
 
@@ -21,17 +21,29 @@ An open delivery may be *held* (`held_by`: pause, fifo, circuit, disabled) witho
 changing state: it keeps its state, does not spend an attempt, and is released by
 whatever ends the hold (resume, the older FIFO delivery finishing, the circuit closing).
 
-pending     Created by ingest (one row per matching endpoint) or by a replay.
-            Waits for `next_attempt_at`. Left by a dispatcher's claim.
-delivering  A dispatcher holds a lease on it and an HTTP attempt is in flight.
-            `next_attempt_at` is the lease's expiry: if the worker dies, the
-            row is due again then and any dispatcher claims it again.
+Two numbers count tries, and they are kept apart everywhere they are shown:
+`attempts` are the attempts the receiver answered or failed (they advance the retry
+schedule, count toward `dead`, and feed the circuit breaker, anomaly detection,
+auto-disable and failure rates); `lost_attempts` are attempts Relay lost — the lease
+ran out because the worker sending it died, was killed, or was stopped past its grace.
+A lost attempt is logged in the attempt history (error class `lease_expired`, `lost`)
+and the delivery is due again at once, at the same place in its schedule. After
+RELAY_MAX_LOST_ATTEMPTS lost attempts in a row (default 3) it is `dead` with
+`dead_reason` `lost_attempts`: a payload that kills every worker must not cycle for ever.
+
+pending     Created by ingest (one row per matching endpoint) or by a replay; also a
+            delivery whose only attempts were lost. Waits for `next_attempt_at`.
+            Left by a dispatcher's claim.
+delivering  A dispatcher holds a lease on it (`lease_expires_at`) and an HTTP attempt
+            is in flight. If the worker dies, the lease runs out and the next
+            dispatcher poll gives the delivery back (pending or retrying, due now).
             Left when the dispatcher records the attempt's outcome.
 retrying    The last attempt failed with a retryable error and the schedule has
             another step; `next_attempt_at` is that step. Left by a claim.
 succeeded   An attempt got a 2xx. Terminal, except that a replay re-queues it.
-dead        A permanent failure (non-retryable 4xx, 410) or the schedule ran
-            out. Terminal; listed in the dead letter; a replay re-queues it.
+dead        A permanent failure (non-retryable 4xx, 410), the schedule ran out, the
+            endpoint was disabled, or Relay lost it too often (`dead_reason` says
+            which). Terminal; listed in the dead letter; a replay re-queues it.
 """
 
 from __future__ import annotations
@@ -55,11 +67,12 @@ S = DeliveryState
 TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
     (S.PENDING, S.DELIVERING): "dispatcher claims a due delivery",
     (S.RETRYING, S.DELIVERING): "dispatcher claims a due retry",
-    (S.DELIVERING, S.DELIVERING): "dispatcher reclaims a delivery whose lease expired",
-    (S.DELIVERING, S.RETRYING): "dispatcher records a retryable failure with retries left, or reclaims an "
-    "expired lease it cannot send now (circuit open, rate limit, paused, FIFO)",
+    (S.DELIVERING, S.RETRYING): "dispatcher records a retryable failure with retries left, or gives back a "
+    "delivery whose lease expired after earlier attempts (the lost one does not count)",
+    (S.DELIVERING, S.PENDING): "dispatcher gives back a delivery whose lease expired before any attempt counted",
     (S.DELIVERING, S.SUCCEEDED): "dispatcher records a 2xx",
-    (S.DELIVERING, S.DEAD): "dispatcher records a permanent failure or the last retry",
+    (S.DELIVERING, S.DEAD): "dispatcher records a permanent failure or the last retry, or the lease expired "
+    "RELAY_MAX_LOST_ATTEMPTS times in a row",
     (S.PENDING, S.DEAD): "the endpoint is disabled (410 Gone, failing too long, by request) or deleted",
     (S.RETRYING, S.DEAD): "the endpoint is disabled (410 Gone, failing too long, by request) or deleted",
 }

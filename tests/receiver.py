@@ -83,3 +83,42 @@ class Receiver(ThreadedServer):
             return response
         status, headers, body = answer
         return web.Response(status=status, headers=headers, body=body)
+
+
+class InFlightGauge:
+    """A behaviour: answer 200 after `seconds`, and record the most requests ever in flight at once.
+
+    It runs on the receiver's one event loop, so the counts need no lock.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.in_flight = 0
+        self.peak = 0
+
+    async def __call__(self, _: Received) -> tuple[int, dict[str, str], bytes]:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(self.seconds)  # the slow endpoint itself, not test synchronisation
+        finally:
+            self.in_flight -= 1
+        return 200, {}, b"ok"
+
+
+class Holding:
+    """Keep requests unanswered for up to `seconds` each, or until `release()`: an attempt still in flight.
+
+    A behaviour awaits `hold()`; the test calls `release()` when it is done, so that the
+    receiver can stop at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._released = threading.Event()
+
+    async def hold(self) -> None:
+        await asyncio.to_thread(self._released.wait, self.seconds)  # the slow endpoint itself
+
+    def release(self) -> None:
+        self._released.set()

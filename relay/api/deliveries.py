@@ -36,6 +36,7 @@ class AttemptOut(msgspec.Struct):
     error_message: str | None
     outcome: DeliveryState
     next_attempt_at: datetime | None
+    lost: bool  # Relay lost this attempt (lease expired): it does not count
 
 
 class DeliveryOut(msgspec.Struct):
@@ -46,7 +47,9 @@ class DeliveryOut(msgspec.Struct):
     endpoint_id: str
     event_type: str
     status: DeliveryState
-    attempts: int
+    attempts: int  # attempts the receiver answered or failed: what the retry schedule counts
+    lost_attempts: int  # attempts Relay lost (a worker died mid-attempt): logged, not counted
+    dead_reason: str | None  # permanent_failure, retries_exhausted, endpoint_disabled or lost_attempts
     next_attempt_at: datetime | None
     last_attempt_at: datetime | None
     last_status: int | None
@@ -80,6 +83,8 @@ def delivery_out(row: dict[str, Any]) -> DeliveryOut:
         event_type=row["event_type"],
         status=DeliveryState(row["state"]),
         attempts=row["attempts"],
+        lost_attempts=row["lost_attempts"],
+        dead_reason=row["dead_reason"],
         next_attempt_at=None if row["state"] == DeliveryState.DELIVERING else row["next_attempt_at"],
         last_attempt_at=row["last_attempt_at"],
         last_status=row["last_status"],

@@ -57,6 +57,28 @@ class CircuitOut(msgspec.Struct):
     cooldown_seconds: float
 
 
+class ConcurrencyOut(msgspec.Struct):
+    """How many attempts Relay lets be in flight to the endpoint: the adaptive level, what is in flight now
+    (across all workers), and the limit the level never exceeds."""
+
+    level: int
+    in_flight: int
+    max_in_flight: int
+
+
+def concurrency_of(row: dict[str, Any], default_max_in_flight: int) -> ConcurrencyOut:
+    """Read an endpoint row's concurrency figures.
+
+    The row's in_flight runs from claim to recording, so for a few milliseconds it also
+    holds attempts that have already finished on the wire (a worker may reuse those
+    slots before their outcome is written); what is open at the receiver never exceeds
+    the limit, and neither does the figure shown.
+    """
+    limit = row["max_in_flight"] or default_max_in_flight
+    return ConcurrencyOut(level=int(row["concurrency_level"]), in_flight=min(row["in_flight"], limit),
+                          max_in_flight=limit)
+
+
 class EndpointStats(HealthFigures):
     """An endpoint's health: circuit, failure clock, and the delivery figures of /v1/stats for it alone."""
 
@@ -66,6 +88,7 @@ class EndpointStats(HealthFigures):
     paused: bool = False
     failing_since: datetime | None = None
     circuit: CircuitOut | None = None
+    concurrency: ConcurrencyOut | None = None
 
 
 class Recovery(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,14 +105,16 @@ class EndpointActionController(Controller):
     tags = ["endpoints"]
 
     @post("/pause", operation_id="pauseEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def pause(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def pause(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
         """Pause: new events still create deliveries, held unattempted until resume."""
-        return await _set_paused(conn, principal.tenant_id, endpoint_id, True)
+        row = await _set_paused(conn, principal.tenant_id, endpoint_id, True)
+        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
 
     @post("/resume", operation_id="resumeEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def resume(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def resume(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
         """Resume: held deliveries go, oldest first."""
-        return await _set_paused(conn, principal.tenant_id, endpoint_id, False)
+        row = await _set_paused(conn, principal.tenant_id, endpoint_id, False)
+        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
 
     @post("/rotate-secret", operation_id="rotateEndpointSecret", status_code=200, responses=problem_responses(400, 401, 404))
     async def rotate_secret(
@@ -131,7 +156,7 @@ class EndpointActionController(Controller):
         return TestSent(event_id=accepted.id, deliveries=accepted.deliveries)
 
     @post("/verify", operation_id="verifyEndpoint", status_code=202, responses=problem_responses(401, 404))
-    async def verify(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def verify(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
         """(Re)send the verification challenge; until it is echoed the endpoint receives no events."""
         row = await fetch_one(
             conn, "set_endpoint_verification",
@@ -140,10 +165,10 @@ class EndpointActionController(Controller):
         if row is None:
             raise not_found(endpoint_id)
         await defer_verification(principal.tenant_id, endpoint_id)
-        return endpoint_out(row)
+        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
 
     @get("/stats", operation_id="getEndpointStats", responses=problem_responses(401, 404))
-    async def stats(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointStats:
+    async def stats(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointStats:
         """Circuit state, failure clock, and today's deliveries, latency and failures for this endpoint."""
         row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
         if row is None:
@@ -161,6 +186,7 @@ class EndpointActionController(Controller):
                 retry_at=row["circuit_retry_at"],
                 cooldown_seconds=row["circuit_cooldown_seconds"],
             ),
+            concurrency=concurrency_of(row, request.app.state.settings.endpoint_max_in_flight),
         )
 
     @post("/recover", operation_id="recoverEndpoint", status_code=202, responses=problem_responses(400, 401, 404))
@@ -177,7 +203,7 @@ class EndpointActionController(Controller):
         return await start_operation(conn, principal.tenant_id, "recover_endpoint", scope)
 
 
-async def _set_paused(conn: AsyncConnection, tenant_id: str, endpoint_id: str, paused: bool) -> EndpointOut:
+async def _set_paused(conn: AsyncConnection, tenant_id: str, endpoint_id: str, paused: bool) -> dict[str, Any]:
     async with conn.transaction():
         row = await fetch_one(conn, "set_endpoint_paused", {"tenant_id": tenant_id, "id": endpoint_id, "paused": paused})
         if row is None:
@@ -188,4 +214,4 @@ async def _set_paused(conn: AsyncConnection, tenant_id: str, endpoint_id: str, p
         else:
             await conn.execute(queries["release_held_deliveries"], {**target, "reason": "pause"})
             await conn.execute(queries["wake_dispatchers"])
-    return endpoint_out(row)
+    return row

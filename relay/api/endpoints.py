@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -22,6 +22,7 @@ from relay.ids import new_id
 from relay.queue import defer_verification
 from relay.signing import new_secret
 from relay.urlguard import AddressPolicy, BlockedAddress
+from relay.webhook_url import normalise_webhook_url
 
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://[^ \t\r\n]+$")]
 EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]
@@ -36,6 +37,7 @@ RetrySchedule = Annotated[
     Meta(min_length=1, max_length=20, description="Seconds to wait before each retry, after the first attempt."),
 ]
 RateLimit = Annotated[int, Meta(ge=1, le=100_000, description="At most this many deliveries per second.")]
+MaxInFlight = Annotated[int, Meta(ge=1, le=1000, description="At most this many attempts in flight at once (1-1000).")]
 EndpointId = Annotated[str, PathParameter(max_length=64, description="An endpoint id (`ep_…`).")]
 
 # Headers Relay sets itself (F6, F7); an endpoint may not replace them.
@@ -58,6 +60,7 @@ class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True):
     secret: Secret | None = None
     retry_schedule: RetrySchedule | None = None
     rate_limit: RateLimit | None = None
+    max_in_flight: MaxInFlight | None = None  # None: RELAY_ENDPOINT_MAX_IN_FLIGHT
     fifo: bool = False
     legacy_signature: bool = False
     verify: bool = False
@@ -75,6 +78,7 @@ class EndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
     timeout_seconds: Timeout | UnsetType = UNSET
     retry_schedule: RetrySchedule | None | UnsetType = UNSET
     rate_limit: RateLimit | None | UnsetType = UNSET
+    max_in_flight: MaxInFlight | None | UnsetType = UNSET  # null: back to the default
     fifo: bool | UnsetType = UNSET
     legacy_signature: bool | UnsetType = UNSET
 
@@ -93,6 +97,7 @@ class EndpointOut(msgspec.Struct):
     timeout_seconds: float
     retry_schedule: list[float] | None
     rate_limit: int | None
+    max_in_flight: int  # the effective limit: the endpoint's own or RELAY_ENDPOINT_MAX_IN_FLIGHT
     fifo: bool
     legacy_signature: bool
     paused: bool
@@ -114,7 +119,7 @@ class EndpointSecret(msgspec.Struct):
     key: str
 
 
-def endpoint_out(row: dict[str, Any]) -> EndpointOut:
+def endpoint_out(row: dict[str, Any], default_max_in_flight: int) -> EndpointOut:
     """Shape a database row for the API."""
     return EndpointOut(
         id=row["id"],
@@ -128,6 +133,7 @@ def endpoint_out(row: dict[str, Any]) -> EndpointOut:
         timeout_seconds=row["timeout_ms"] / 1000,
         retry_schedule=row["retry_schedule"],
         rate_limit=row["rate_limit"],
+        max_in_flight=row["max_in_flight"] or default_max_in_flight,
         fifo=row["fifo"],
         legacy_signature=row["legacy_signature"],
         paused=row["paused"],
@@ -138,21 +144,21 @@ def endpoint_out(row: dict[str, Any]) -> EndpointOut:
     )
 
 
-def check_url(url: str, policy: AddressPolicy) -> None:
-    """Reject URLs that parse but cannot be delivered to, or point at a refused address (SSRF)."""
+def check_url(url: str, policy: AddressPolicy) -> str:
+    """Return the URL as given if the sender can request it; refuse one it cannot, or a refused address (SSRF).
+
+    The URL is stored as the user typed it (as Svix and Stripe show it back); the sender
+    requests the same URL as `normalise_webhook_url` reads it (IDNA, default port, case).
+    """
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        normalised = normalise_webhook_url(url)
     except ValueError as exc:
         raise Problem(422, f"The URL is not valid: {exc}.", field="$.url") from None
-    if not parts.hostname or (port is not None and port == 0):
-        raise Problem(422, "The URL needs a host.", field="$.url")
-    if parts.username or parts.password:
-        raise Problem(422, "Put credentials in custom headers, not in the URL.", field="$.url")
     try:
-        policy.check_literal(parts.hostname)
+        policy.check_literal(httpx.URL(normalised).host)
     except BlockedAddress as exc:
         raise Problem(422, f"Relay does not deliver there: {exc}.", field="$.url") from None
+    return url
 
 
 def check_headers(headers: dict[str, str]) -> None:
@@ -176,7 +182,7 @@ class EndpointController(Controller):
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
     async def create(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EndpointCreate]) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
-        check_url(data.url, request.app.state.address_policy)
+        url = check_url(data.url, request.app.state.address_policy)
         check_headers(data.headers)
         timeout = data.timeout_seconds or request.app.state.settings.default_timeout_seconds
         row = await fetch_one(
@@ -185,7 +191,7 @@ class EndpointController(Controller):
             {
                 "id": new_id("ep"),
                 "tenant_id": principal.tenant_id,
-                "url": data.url,
+                "url": url,
                 "description": data.description,
                 "secret": data.secret or new_secret(),
                 "event_types": sorted(set(data.event_types)),
@@ -195,6 +201,7 @@ class EndpointController(Controller):
                 "timeout_ms": int(timeout * 1000),
                 "retry_schedule": data.retry_schedule,
                 "rate_limit": data.rate_limit,
+                "max_in_flight": data.max_in_flight,
                 "fifo": data.fifo,
                 "legacy_signature": data.legacy_signature,
                 "verification": "pending" if data.verify else "not_required",
@@ -203,7 +210,8 @@ class EndpointController(Controller):
         assert row is not None
         if data.verify:
             await defer_verification(principal.tenant_id, row["id"])
-        return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row)), secret=row["secret"])
+        default = request.app.state.settings.endpoint_max_in_flight
+        return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row, default)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
     async def list(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
@@ -211,7 +219,7 @@ class EndpointController(Controller):
         rows = await fetch_all(
             conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
         )
-        items = [endpoint_out(row) for row in rows]
+        items = [endpoint_out(row, request.app.state.settings.endpoint_max_in_flight) for row in rows]
         return page_of(items, limit)
 
     @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
@@ -220,7 +228,7 @@ class EndpointController(Controller):
         row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
         if row is None:
             raise not_found(endpoint_id)
-        return endpoint_out(row)
+        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
 
     @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
     async def secret(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointSecret:
@@ -233,8 +241,7 @@ class EndpointController(Controller):
     @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
     async def update(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
-        if data.url is not UNSET:
-            check_url(data.url, request.app.state.address_policy)
+        url = UNSET if data.url is UNSET else check_url(data.url, request.app.state.address_policy)
         if data.headers is not UNSET:
             check_headers(data.headers)
 
@@ -244,7 +251,7 @@ class EndpointController(Controller):
         params = {
             "tenant_id": principal.tenant_id,
             "id": endpoint_id,
-            "url": given(data.url),
+            "url": given(url),
             "description": given(data.description),
             "event_types": None if data.event_types is UNSET else sorted(set(data.event_types)),
             "channels": None if data.channels is UNSET else sorted(set(data.channels)),
@@ -255,6 +262,8 @@ class EndpointController(Controller):
             "clear_retry_schedule": data.retry_schedule is None,
             "rate_limit": None if data.rate_limit is UNSET else data.rate_limit,
             "clear_rate_limit": data.rate_limit is None,
+            "max_in_flight": None if data.max_in_flight is UNSET else data.max_in_flight,
+            "clear_max_in_flight": data.max_in_flight is None,
             "fifo": given(data.fifo),
             "legacy_signature": given(data.legacy_signature),
         }
@@ -270,7 +279,7 @@ class EndpointController(Controller):
                     queries["release_held_deliveries"],
                     {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "disabled"},
                 )
-        return endpoint_out(row)
+        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
 
     @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
     async def remove(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> None:

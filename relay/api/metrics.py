@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from psycopg import AsyncConnection
 
 from relay.db.rollups import BUCKETS_MS
-from relay.db.sql import fetch_one
+from relay.db.sql import fetch_all, fetch_one
 
 http_metrics = PrometheusConfig(app_name="relay", prefix="relay_http", group_path=True, exclude=["/metrics"])
 
@@ -32,7 +32,7 @@ def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
     return f"{name}{label_text} {value:g}"
 
 
-def render_database_metrics(row: dict[str, Any]) -> str:
+def render_database_metrics(row: dict[str, Any], endpoints: list[dict[str, Any]] | None = None) -> str:
     """Render the figures kept in PostgreSQL as Prometheus text."""
     lines = [
         "# HELP relay_events_ingested_total Events accepted, all time.",
@@ -64,7 +64,20 @@ def render_database_metrics(row: dict[str, Any]) -> str:
         "# HELP relay_circuit_open Endpoints whose circuit breaker is open or half-open.",
         "# TYPE relay_circuit_open gauge",
         _line("relay_circuit_open", row["circuits_open"]),
+        "# HELP relay_attempts_lost_total Attempts Relay lost (a worker died mid-attempt); not endpoint failures.",
+        "# TYPE relay_attempts_lost_total counter",
+        _line("relay_attempts_lost_total", row["lost_attempts"]),
+        "# HELP relay_endpoint_concurrency Adaptive in-flight level of each endpoint (never above its limit).",
+        "# TYPE relay_endpoint_concurrency gauge",
     ]
+    for endpoint in endpoints or []:
+        labels = {"tenant_id": endpoint["tenant_id"], "endpoint_id": endpoint["endpoint_id"]}
+        lines.append(_line("relay_endpoint_concurrency", endpoint["level"], labels))
+    lines += ["# HELP relay_endpoint_in_flight Attempts in flight to each endpoint, across all workers.",
+              "# TYPE relay_endpoint_in_flight gauge"]
+    for endpoint in endpoints or []:
+        labels = {"tenant_id": endpoint["tenant_id"], "endpoint_id": endpoint["endpoint_id"]}
+        lines.append(_line("relay_endpoint_in_flight", endpoint["in_flight"], labels))
     return "\n".join(lines) + "\n"
 
 
@@ -77,9 +90,12 @@ def _process_metrics() -> bytes:
 
 
 @get("/metrics", operation_id="metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
-async def metrics(conn: NamedDependency[AsyncConnection]) -> Response[bytes]:
+async def metrics(request: Request, conn: NamedDependency[AsyncConnection]) -> Response[bytes]:
     """Prometheus metrics: delivery figures from PostgreSQL, HTTP figures from this API process."""
     row = await fetch_one(conn, "metrics_totals", {})
     assert row is not None
-    body = render_database_metrics(row).encode() + _process_metrics()
+    endpoints = await fetch_all(
+        conn, "endpoint_concurrency", {"default_max_in_flight": request.app.state.settings.endpoint_max_in_flight}
+    )
+    body = render_database_metrics(row, endpoints).encode() + _process_metrics()
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -32,6 +32,7 @@ class DeliveriesToday(msgspec.Struct):
     succeeded: int
     failed_attempts: int
     dead: int
+    lost_attempts: int  # attempts Relay lost (a worker died mid-attempt): not in attempts or failed_attempts
     pending: int
     retrying: int
     delivering: int
@@ -89,7 +90,7 @@ async def health_figures(conn: AsyncConnection, tenant_id: str, endpoint_id: str
     return {
         "deliveries_today": DeliveriesToday(
             attempts=rollup["attempts"], succeeded=rollup["succeeded"], failed_attempts=rollup["failed_attempts"],
-            dead=rollup["dead"],
+            dead=rollup["dead"], lost_attempts=rollup["lost_attempts"],
             pending=open_rows.get("pending", {}).get("n", 0), retrying=open_rows.get("retrying", {}).get("n", 0),
             delivering=open_rows.get("delivering", {}).get("n", 0),
             held=sum(row["held"] for row in open_rows.values()),

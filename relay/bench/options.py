@@ -24,4 +24,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--stats", action="store_true",
         help="instead: time /v1/stats, endpoint stats and /metrics on a generated 1,000,000-attempt database",
     )
+    parser.add_argument(
+        "--scenario", choices=("throughput", "noisy-neighbour"), default="throughput",
+        help="throughput (default): ingest, live delivery and drain figures; noisy-neighbour: a quiet tenant's "
+             "latency while another tenant's slow endpoint has a backlog",
+    )
+    parser.add_argument("--backlog", type=int, default=1500, help="noisy-neighbour: the slow endpoint's backlog (1500)")
+    parser.add_argument("--slow-ms", type=int, default=5000, help="noisy-neighbour: the slow endpoint's answer time (5000)")
+    parser.add_argument("--quiet-events", type=int, default=100, help="noisy-neighbour: the quiet tenant's events (100)")
+    parser.add_argument("--quiet-rate", type=float, default=10.0, help="noisy-neighbour: quiet events per second (10)")
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -1,13 +1,17 @@
-"""The bench's webhook receiver: answers 204 fast and measures end-to-end latency per delivery.
+"""The bench's webhook receiver: answers 204 (at once, or after a delay) and measures end-to-end latency.
 
 Run as its own process (`python -m relay.bench.receiver PORT`) so it does not share an
-event loop with the load generator. `GET /stats` reports what it has seen.
+event loop with the load generator. `POST /hook/{name}` answers at once;
+`POST /slow/{ms}/{name}` answers after `ms` milliseconds (a slow but healthy endpoint).
+`GET /stats` reports what it has seen in total, `GET /stats/{name}` for one name.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
@@ -25,36 +29,70 @@ class Stats(msgspec.Struct):
     first_at: float | None
     last_at: float | None
     latencies_ms: list[float]
+    max_concurrent: int = 0
+
+
+@dataclass
+class _Counter:
+    received: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    latencies: list[float] = field(default_factory=list)
+    concurrent: int = 0
+    max_concurrent: int = 0
+
+    def stats(self) -> Stats:
+        return Stats(self.received, self.first_at, self.last_at, self.latencies, self.max_concurrent)
 
 
 def serve(port: int) -> None:
     """Serve until killed."""
-    state = {"received": 0, "first_at": None, "last_at": None, "latencies": []}
+    counters: dict[str, _Counter] = {}
     decoder = msgspec.json.Decoder(_Envelope)
 
-    async def hook(request: web.Request) -> web.Response:
-        body = await request.read()
+    async def receive(request: web.Request, delay_ms: int) -> web.Response:
+        name = request.match_info["name"]
+        counted = [counters.setdefault("", _Counter()), counters.setdefault(name, _Counter())]
+        for counter in counted:
+            counter.concurrent += 1
+            counter.max_concurrent = max(counter.max_concurrent, counter.concurrent)
+        try:
+            body = await request.read()
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)  # the slow endpoint being simulated
+        finally:
+            for counter in counted:
+                counter.concurrent -= 1
         now = time.time()
         created = datetime.fromisoformat(decoder.decode(body).timestamp).timestamp()
-        state["received"] += 1
-        state["first_at"] = state["first_at"] or now
-        state["last_at"] = now
-        state["latencies"].append((now - created) * 1000)
+        for counter in counted:
+            counter.received += 1
+            counter.first_at = counter.first_at or now
+            counter.last_at = now
+            counter.latencies.append((now - created) * 1000)
         return web.Response(status=204)
 
-    async def stats(_: web.Request) -> web.Response:
-        out = Stats(state["received"], state["first_at"], state["last_at"], state["latencies"])
-        return web.Response(body=msgspec.json.encode(out), content_type="application/json")
+    async def hook(request: web.Request) -> web.Response:
+        return await receive(request, 0)
+
+    async def slow(request: web.Request) -> web.Response:
+        return await receive(request, int(request.match_info["ms"]))
+
+    async def stats(request: web.Request) -> web.Response:
+        counter = counters.get(request.match_info.get("name", ""), _Counter())
+        return web.Response(body=msgspec.json.encode(counter.stats()), content_type="application/json")
 
     async def reset(_: web.Request) -> web.Response:
-        state.update(received=0, first_at=None, last_at=None, latencies=[])
+        counters.clear()
         return web.Response(status=204)
 
     app = web.Application()
     app.router.add_post("/hook/{name}", hook)
+    app.router.add_post("/slow/{ms:\\d+}/{name}", slow)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/stats/{name}", stats)
     app.router.add_post("/reset", reset)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=1024)
 
 
 if __name__ == "__main__":

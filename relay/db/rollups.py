@@ -13,6 +13,11 @@ import msgspec
 BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 
+def empty_buckets() -> list[int]:
+    """Return a latency histogram with nothing in it (for rollup rows that count no attempt)."""
+    return [0] * (len(BUCKETS_MS) + 1)
+
+
 @dataclass
 class Rollup:
     """One endpoint-hour's share of a batch of attempts."""
@@ -22,7 +27,7 @@ class Rollup:
     failed_attempts: int = 0
     dead: int = 0
     duration_ms_sum: int = 0
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
+    buckets: list[int] = field(default_factory=empty_buckets)
 
     def add(self, duration_ms: int, succeeded: bool, dead: bool) -> None:
         self.attempts += 1
@@ -41,8 +46,8 @@ def rollup_params(attempts: Iterable[tuple[str, str, datetime, int, bool, bool]]
         rollups.setdefault((tenant_id, endpoint_id, hour), Rollup()).add(duration_ms, succeeded, dead)
     keys = list(rollups)
     return {
-        "tenant_ids": [k[0] for k in keys],
-        "endpoint_ids": [k[1] for k in keys],
+        "rollup_tenant_ids": [k[0] for k in keys],
+        "rollup_endpoint_ids": [k[1] for k in keys],
         "hours": [k[2] for k in keys],
         "attempts": [rollups[k].attempts for k in keys],
         "succeeded": [rollups[k].succeeded for k in keys],

@@ -1,23 +1,30 @@
 """Claim due deliveries in batches, send them concurrently, record their outcomes in batches.
 
 One dispatcher runs inside each `relay worker`. It wakes on NOTIFY (sent when an
-ingest transaction commits) and polls at least every second for retries that fell
-due and notifications it missed. Any number of dispatchers can share one database:
-claims use FOR UPDATE SKIP LOCKED, and a lease makes a dead worker's claims come back.
+ingest transaction commits), whenever a batch of its own outcomes is recorded (slots
+came back), and at least every poll interval for retries that fell due and
+notifications it missed; each poll also gives back deliveries whose lease ran out.
+Any number of dispatchers can share one database: claims use FOR UPDATE SKIP LOCKED,
+in-flight counts live on the endpoint rows, and a lease makes a dead worker's claims
+come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import psycopg
 import structlog
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from relay.db import operator
+from relay.db.rollups import empty_buckets
 from relay.db.sql import queries
-from relay.delivery.outcome import next_state
+from relay.delivery.outcome import AttemptResult, ErrorClass, next_state
 from relay.delivery.recording import CircuitSettings, Outcome, write_outcomes
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
@@ -42,6 +49,8 @@ class Dispatcher:
         claim_batch_size: int,
         poll_interval: float,
         lease_margin: float,
+        default_max_in_flight: int = 64,
+        max_lost_attempts: int = 3,
         circuit: CircuitSettings | None = None,
         operator_webhooks: bool = False,
     ) -> None:
@@ -51,14 +60,22 @@ class Dispatcher:
         self._schedule = retry_schedule
         self._concurrency = max(1, concurrency)
         self._batch = max(1, min(claim_batch_size, self._concurrency))
-        # Claiming a handful at a time costs a round trip each; wait for a worthwhile batch of free slots.
-        self._min_claim = max(1, self._batch // 8)
         self._poll = poll_interval
         self._lease_margin = lease_margin
+        self._default_max_in_flight = default_max_in_flight
+        self._max_lost = max(1, max_lost_attempts)
         self._circuit = circuit or CircuitSettings()
         self._operator_webhooks = operator_webhooks
         self._inflight: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        # Attempts whose HTTP exchange is over but whose recording has not started, per endpoint: the
+        # endpoint's in_flight count still holds their slots, but nothing is open at the receiver for them,
+        # so this worker's claims may use them (credit, see claim_due_deliveries). A recording waits until
+        # no claim is running, then takes its batch out of the credit before it writes: a claim never counts
+        # a slot both as credit and as given back.
+        self._unrecorded: Counter[tuple[str, str]] = Counter()
+        self._no_claim_running = asyncio.Event()
+        self._no_claim_running.set()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self.sent = 0
@@ -80,15 +97,19 @@ class Dispatcher:
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         failures = 0
+        next_rescue = 0.0
         while not stop.is_set():
             free = self._concurrency - len(self._inflight)
-            if free < self._min_claim:
+            if free <= 0:
                 self._slot_freed.clear()
                 await _first_of(self._slot_freed, stop, timeout=self._poll)
                 continue
             wanted = min(free, self._batch)
             self._wake.clear()
             try:
+                if time.monotonic() >= next_rescue:
+                    next_rescue = time.monotonic() + self._poll
+                    await self._rescue()
                 claims = await self._claim(wanted)
                 failures = 0
             except (psycopg.Error, OSError) as exc:
@@ -97,32 +118,72 @@ class Dispatcher:
                 await _first_of(stop, timeout=min(5.0, 0.2 * failures))
                 continue
             for claim in claims:
-                task = asyncio.create_task(self._attempt(claim))
+                task = asyncio.create_task(self._attempt(claim), name=f"relay-attempt-{claim.delivery_id}")
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
             if len(claims) < wanted:
+                # Nothing more may go now: wait for new events, recorded outcomes (slots back) or the poll.
                 await _first_of(self._wake, stop, timeout=self._poll)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            # _attempt records every failure itself; reaching here is a bug, and the lease will bring it back.
+            log.error("dispatcher.attempt_crashed", task=task.get_name(), exc_info=task.exception())
 
     async def _claim(self, limit: int) -> list[Claim]:
-        """Claim due deliveries; return those to send now (the others were held or rescheduled)."""
+        """Claim due deliveries; return those to send now (the others were held, made to wait or left due)."""
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                queries["claim_due_deliveries"], {"limit": limit, "lease_margin": self._lease_margin}
+            credit = [(key, n) for key, n in self._unrecorded.items() if n > 0]
+            cursor = conn.cursor(row_factory=dict_row)
+            self._no_claim_running.clear()
+            try:
+                await cursor.execute(
+                queries["claim_due_deliveries"],
+                {"limit": limit, "lease_margin": self._lease_margin,
+                 "default_max_in_flight": self._default_max_in_flight,
+                 "credit_tenant_ids": [key[0] for key, _ in credit],
+                 "credit_endpoint_ids": [key[1] for key, _ in credit],
+                 "credits": [n for _, n in credit]},
+                )
+                rows = await cursor.fetchall()
+            finally:
+                self._no_claim_running.set()
+        return [Claim.from_row(row) for row in rows if row["action"] == "send"]
+
+    async def _rescue(self) -> None:
+        """Give back deliveries whose lease expired (their worker died); wake the claim if any are due again."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(
+                queries["rescue_lost_attempts"], {"max_lost": self._max_lost, "empty_buckets": empty_buckets()}
             )
-            rows = await cursor.fetchall()
-        return [Claim(*row[1:]) for row in rows if row[0] == "send"]
+            rescued = await cursor.fetchall()
+            dead = [row for row in rescued if row["state"] == DeliveryState.DEAD]
+            if dead and self._operator_webhooks:
+                await operator.emit(conn, operator.DELIVERY_DEAD, [
+                    {"tenant_id": r["tenant_id"], "delivery_id": r["delivery_id"], "event_id": r["event_id"],
+                     "endpoint_id": r["endpoint_id"], "attempts": 0, "last_status": None,
+                     "error_class": ErrorClass.LEASE_EXPIRED.value, "error": "lost_attempts"}
+                    for r in dead
+                ])
+        if rescued:
+            log.warning("dispatcher.lost_attempts", rescued=len(rescued), dead=len(dead),
+                        delivery_ids=[r["delivery_id"] for r in rescued[:20]])
+            self._wake.set()
 
     async def _attempt(self, claim: Claim) -> None:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        result = await self._sender.send(claim)
+        try:
+            result = await self._sender.send(claim)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one attempt, never a delivery stuck in flight
+            log.exception("delivery.send_crashed", delivery_id=claim.delivery_id, endpoint_id=claim.endpoint_id)
+            result = AttemptResult(None, ErrorClass.INTERNAL_ERROR, f"Relay failed while sending: {type(exc).__name__}")
         duration_ms = int((time.perf_counter() - started) * 1000)
         schedule = tuple(claim.retry_schedule) if claim.retry_schedule else self._schedule
-        state, delay = next_state(result, claim.attempt_number, schedule)
+        state, delay = next_state(result, claim.attempts, schedule)
         self.sent += 1
         if state is not DeliveryState.SUCCEEDED:
             log.info(
@@ -131,14 +192,16 @@ class Dispatcher:
                 endpoint_id=claim.endpoint_id,
                 event_id=claim.event_id,
                 delivery_id=claim.delivery_id,
-                attempt=claim.attempt_number,
+                attempt=claim.attempts,
                 status=result.status,
                 error_class=result.error_class,
                 error=result.error_message,
                 next_state=state,
                 retry_in_s=None if delay is None else round(delay, 1),
             )
+        self._unrecorded[(claim.tenant_id, claim.endpoint_id)] += 1
         await self._results.put(Outcome(claim, result, state, delay, started_at, duration_ms))
+        self._wake.set()  # its slot is free at the receiver: the endpoint may take another one
 
     async def _record_loop(self) -> None:
         finished = False
@@ -167,12 +230,27 @@ class Dispatcher:
         while True:
             try:
                 async with self._pool.connection() as conn:
-                    await write_outcomes(conn, batch, self._circuit, operator_webhooks=self._operator_webhooks)
+                    await self._no_claim_running.wait()
+                    self._take_credit(batch, -1)  # no await since the wait: no claim can start in between
+                    try:
+                        await write_outcomes(conn, batch, self._circuit, operator_webhooks=self._operator_webhooks,
+                                             default_max_in_flight=self._default_max_in_flight)
+                    except BaseException:
+                        self._take_credit(batch, +1)  # not given back after all
+                        raise
+                self._wake.set()  # their slots are free again: more may be claimed now
                 return
             except (psycopg.Error, OSError) as exc:
                 log.warning("dispatcher.record_failed", error=str(exc), outcomes=len(batch), retry_in=delay)
                 await asyncio.sleep(delay)  # backoff while the database is away, not synchronisation
                 delay = min(5.0, delay * 2)
+
+    def _take_credit(self, batch: list[Outcome], sign: int) -> None:
+        for outcome in batch:
+            key = (outcome.claim.tenant_id, outcome.claim.endpoint_id)
+            self._unrecorded[key] += sign
+            if self._unrecorded[key] <= 0:
+                del self._unrecorded[key]
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Set the wake event on every NOTIFY; reconnect after errors (the poll covers the gap)."""

@@ -27,7 +27,9 @@ class ErrorClass(enum.StrEnum):
     CLIENT_ERROR = "client_error"  # 4xx other than the retryable ones
     GONE = "gone"  # 410
     BLOCKED = "blocked"  # the address is not allowed (SSRF guard): permanent
-    LEASE_EXPIRED = "lease_expired"  # the worker died mid-attempt (logged by the claim, never here)
+    LEASE_EXPIRED = "lease_expired"  # the worker died mid-attempt: Relay lost it (logged by the rescue, never here)
+    INVALID_REQUEST = "invalid_request"  # the request cannot be built (a URL or header the client refuses): permanent
+    INTERNAL_ERROR = "internal_error"  # an unexpected error inside Relay while sending: retried, not the endpoint's fault
 
 
 # 4xx statuses that mean "try again later" rather than "this will never work" (F11).
@@ -77,22 +79,32 @@ def from_exception(exc: BaseException) -> ErrorClass:
 
 
 def is_retryable(result: AttemptResult) -> bool:
-    """Tell whether a failed attempt may succeed later (F11: network, timeout, TLS, 3xx, 5xx, 408, 425, 429)."""
+    """Tell whether a failed attempt may succeed later (network, timeout, TLS, 3xx, 5xx, 408, 425, 429)."""
     if result.status is None:
-        return result.error_class is not ErrorClass.BLOCKED
+        return result.error_class not in (ErrorClass.BLOCKED, ErrorClass.INVALID_REQUEST)
     return result.status >= 500 or result.status in RETRYABLE_4XX or 300 <= result.status < 400
 
 
-def counts_against_endpoint(result: AttemptResult) -> bool | None:
+def counts_against_endpoint(result: AttemptResult, in_flight: int = 1) -> bool | None:
     """For the circuit breaker: True for a failure of the endpoint, False when it answered, None when neither.
 
-    A permanent 4xx shows the endpoint is up and answering, so it resets the count.
+    A permanent 4xx shows the endpoint is up and answering, so it resets the count. A
+    timeout while Relay had other attempts in flight to the endpoint (`in_flight` counts
+    this one too) may be Relay's own crowding: it lowers the endpoint's concurrency
+    instead, and only timeouts at a level of one — Relay fully backed off — count.
     """
     if result.error_class is None:
         return False
-    if result.error_class is ErrorClass.BLOCKED:
+    if result.error_class in (ErrorClass.BLOCKED, ErrorClass.INVALID_REQUEST, ErrorClass.INTERNAL_ERROR):
+        return None
+    if result.error_class is ErrorClass.TIMEOUT and in_flight > 1:
         return None
     return is_retryable(result)
+
+
+def dead_reason(result: AttemptResult) -> str:
+    """Return why an attempt that ended its delivery did so: a permanent answer, or the schedule ran out."""
+    return "retries_exhausted" if is_retryable(result) else "permanent_failure"
 
 
 def retry_after_seconds(result: AttemptResult, now: float | None = None) -> float | None:

@@ -12,7 +12,8 @@ from psycopg import AsyncConnection
 from relay.db import operator
 from relay.db.rollups import rollup_params
 from relay.db.sql import queries
-from relay.delivery.outcome import AttemptResult, counts_against_endpoint
+from relay.delivery.concurrency import Signal, adjustment, signal_of
+from relay.delivery.outcome import AttemptResult, counts_against_endpoint, dead_reason
 from relay.delivery.sender import Claim
 from relay.ids import new_id
 from relay.states import TERMINAL, DeliveryState
@@ -32,29 +33,39 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 async def write_outcomes(
-    conn: AsyncConnection, batch: list[Outcome], circuit: CircuitSettings, *, operator_webhooks: bool
-) -> None:
-    """Write everything a batch of outcomes changes, in one transaction."""
-    health = _health_params(batch)
-    fifo_done = _endpoint_params([o for o in batch if o.claim.fifo and o.state in TERMINAL])
-    gone = _endpoint_params([o for o in batch if o.result.status == 410])
-    rollups = rollup_params(
-        (o.claim.tenant_id, o.claim.endpoint_id, o.started_at, o.duration_ms,
-         o.state is DeliveryState.SUCCEEDED, o.state is DeliveryState.DEAD)
-        for o in batch
-    )
+    conn: AsyncConnection,
+    batch: list[Outcome],
+    circuit: CircuitSettings,
+    *,
+    operator_webhooks: bool,
+    default_max_in_flight: int,
+) -> int:
+    """Write everything a batch of outcomes changes, in one transaction; return how many were recorded.
+
+    An outcome whose lease another worker has taken over meanwhile is logged but changes nothing.
+    """
+    params = {
+        **record_params(batch),
+        **endpoint_params(batch),
+        **_prefixed("fifo_", _keys([o for o in batch if o.claim.fifo and o.state in TERMINAL])),
+        **rollup_params(
+            (o.claim.tenant_id, o.claim.endpoint_id, o.started_at, o.duration_ms,
+             o.state is DeliveryState.SUCCEEDED, o.state is DeliveryState.DEAD)
+            for o in batch
+        ),
+        **circuit.params(),
+        "default_max_in_flight": default_max_in_flight,
+    }
+    gone = _keys([o for o in batch if o.result.status == 410])
     async with conn.transaction():
-        await conn.execute(queries["record_outcomes"], record_params(batch))
-        await conn.execute(queries["add_rollups"], rollups)
-        if health["endpoint_ids"]:
-            await conn.execute(queries["update_endpoint_health"], {**health, **circuit.params()})
-        if fifo_done["endpoint_ids"]:
-            await conn.execute(queries["release_fifo_heads"], fifo_done)
+        cursor = await conn.execute(queries["record_outcomes"], params)
+        recorded = (await cursor.fetchone())[0]
         if gone["endpoint_ids"]:
             await conn.execute(queries["disable_endpoints"], {**gone, "reason": "gone"})
             log.warning("endpoint.disabled", reason="gone", endpoint_ids=gone["endpoint_ids"])
         if operator_webhooks:
             await _report_to_operator(conn, batch)
+    return recorded
 
 
 class CircuitSettings(msgspec.Struct, frozen=True):
@@ -77,7 +88,7 @@ async def _report_to_operator(conn: AsyncConnection, batch: list[Outcome]) -> No
     dead = [o for o in batch if o.state is DeliveryState.DEAD]
     await operator.emit(conn, operator.DELIVERY_DEAD, [
         {"tenant_id": o.claim.tenant_id, "delivery_id": o.claim.delivery_id, "event_id": o.claim.event_id,
-         "endpoint_id": o.claim.endpoint_id, "attempts": o.claim.attempt_number, "last_status": o.result.status,
+         "endpoint_id": o.claim.endpoint_id, "attempts": o.claim.attempts, "last_status": o.result.status,
          "error_class": o.result.error_class, "error": o.result.error_message}
         for o in dead
     ])
@@ -88,31 +99,51 @@ async def _report_to_operator(conn: AsyncConnection, batch: list[Outcome]) -> No
     ])
 
 
-def _health_params(batch: list[Outcome]) -> dict[str, list]:
-    """Summarise a batch per endpoint for the circuit breaker: failures since the last answer."""
-    summary: dict[tuple[str, str], list] = {}
+def endpoint_params(batch: list[Outcome]) -> dict[str, list]:
+    """Summarise a batch per endpoint: for the circuit breaker (failures since the last answer) and for the
+    concurrency controller (congested, or how much to grow)."""
+    health: dict[tuple[str, str], list] = {}
+    answers: dict[tuple[str, str], list[tuple[Signal, float, float | None]]] = {}
     for outcome in sorted(batch, key=lambda o: o.started_at):
-        verdict = counts_against_endpoint(outcome.result)
-        if verdict is None:
-            continue
         key = (outcome.claim.tenant_id, outcome.claim.endpoint_id)
-        trailing, had_success, first_failure_at = summary.get(key, [0, False, None])
-        if verdict:
-            summary[key] = [trailing + 1, had_success, first_failure_at or outcome.started_at]
+        signal = signal_of(outcome.result, outcome.duration_ms, outcome.claim.timeout_ms)
+        answers.setdefault(key, []).append(
+            (signal, outcome.claim.concurrency_level, outcome.claim.concurrency_threshold)
+        )
+        trailing, had_success, first_failure_at, judged = health.get(key, [0, False, None, False])
+        verdict = counts_against_endpoint(outcome.result, outcome.claim.in_flight)
+        if verdict is None:
+            health[key] = [trailing, had_success, first_failure_at, judged]
+        elif verdict:
+            health[key] = [trailing + 1, had_success, first_failure_at or outcome.started_at, True]
         else:
-            summary[key] = [0, True, None]
+            health[key] = [0, True, None, True]
+    keys = sorted(health)
+    adjustments = [adjustment(answers[key]) for key in keys]
+    for key, adjusted in zip(keys, adjustments, strict=True):
+        if adjusted.congested:
+            signals = [signal for signal, _, _ in answers[key]]
+            log.info("endpoint.congested", tenant_id=key[0], endpoint_id=key[1], level=answers[key][-1][1],
+                     congested=signals.count(Signal.CONGESTED), answers=len(signals))
     return {
-        "tenant_ids": [key[0] for key in summary],
-        "endpoint_ids": [key[1] for key in summary],
-        "trailing_failures": [value[0] for value in summary.values()],
-        "had_success": [value[1] for value in summary.values()],
-        "first_failure_at": [value[2] for value in summary.values()],
+        "ep_tenant_ids": [key[0] for key in keys],
+        "ep_endpoint_ids": [key[1] for key in keys],
+        "judged": [health[key][3] for key in keys],
+        "trailing_failures": [health[key][0] for key in keys],
+        "had_success": [health[key][1] for key in keys],
+        "first_failure_at": [health[key][2] for key in keys],
+        "congested": [a.congested for a in adjustments],
+        "increments": [a.increment for a in adjustments],
     }
 
 
-def _endpoint_params(batch: list[Outcome]) -> dict[str, list]:
+def _keys(batch: list[Outcome]) -> dict[str, list]:
     keys = sorted({(o.claim.tenant_id, o.claim.endpoint_id) for o in batch})
     return {"tenant_ids": [k[0] for k in keys], "endpoint_ids": [k[1] for k in keys]}
+
+
+def _prefixed(prefix: str, params: dict[str, list]) -> dict[str, list]:
+    return {prefix + name: value for name, value in params.items()}
 
 
 def record_params(batch: list[Outcome]) -> dict[str, list]:
@@ -123,6 +154,7 @@ def record_params(batch: list[Outcome]) -> dict[str, list]:
         "event_ids": [o.claim.event_id for o in batch],
         "endpoint_ids": [o.claim.endpoint_id for o in batch],
         "attempt_numbers": [o.claim.attempt_number for o in batch],
+        "dead_reasons": [dead_reason(o.result) if o.state is DeliveryState.DEAD else None for o in batch],
         "states": [o.state.value for o in batch],
         "delays": [o.delay for o in batch],
         "attempt_ids": [new_id("att") for _ in batch],

@@ -45,7 +45,7 @@ async def verify_endpoint(pool: AsyncConnectionPool, sender: Sender, tenant_id: 
     challenge = secrets.token_urlsafe(24)
     event_id = new_id("evt")
     claim = Claim(
-        delivery_id="", tenant_id=tenant_id, event_id=event_id, endpoint_id=endpoint_id, attempt_number=1,
+        delivery_id="", tenant_id=tenant_id, event_id=event_id, endpoint_id=endpoint_id, attempts=1, attempt_number=1, in_flight=1, concurrency_level=1.0, concurrency_threshold=None,
         url=endpoint["url"], secret=endpoint["secret"], previous_secret=None,
         legacy_signature=endpoint["legacy_signature"], headers=endpoint["headers"],
         timeout_ms=endpoint["timeout_ms"], retry_schedule=None, fifo=False,

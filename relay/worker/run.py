@@ -38,6 +38,8 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
         claim_batch_size=settings.claim_batch_size,
         poll_interval=settings.poll_interval_seconds,
         lease_margin=settings.lease_margin_seconds,
+        default_max_in_flight=settings.endpoint_max_in_flight,
+        max_lost_attempts=settings.max_lost_attempts,
         operator_webhooks=bool(settings.operator_webhook_url),
         circuit=CircuitSettings(
             failure_threshold=settings.circuit_failure_threshold,

@@ -3,7 +3,7 @@
 SELECT id, attempt_number, started_at, duration_ms, response_status, error_class, error_message,
        left(response_body, 300) AS response_body
 FROM relay.attempts
-WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s AND error_class IS DISTINCT FROM 'lease_expired'
+WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s AND NOT lost  -- Relay's losses say nothing of the endpoint
 ORDER BY started_at DESC
 LIMIT %(limit)s;
 
@@ -39,11 +39,12 @@ UNION
 SELECT tenant_id, endpoint_id FROM relay.alerts WHERE status = 'open';
 
 -- name: window_figures
--- Attempts, failures and p95 duration of one endpoint in the recent window.
+-- Attempts, failures and p95 duration of one endpoint in the recent window (attempts
+-- Relay lost are not the endpoint's doing and are left out).
 SELECT count(*) AS attempts, count(*) FILTER (WHERE error_class IS NOT NULL) AS failures,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
 FROM relay.attempts
-WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s
+WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s AND NOT lost
   AND started_at >= now() - make_interval(secs => %(window)s);
 
 -- name: baseline_figures

@@ -1,128 +1,223 @@
 -- name: claim_due_deliveries
--- Claim up to %(limit)s due deliveries, oldest due first, and decide for each whether it
--- is sent now (moved to 'delivering' under a lease), waits (circuit breaker, rate limit)
--- or is held (paused endpoint, FIFO behind an older delivery) — in one statement.
--- SKIP LOCKED lets many dispatchers claim at once. A 'delivering' row whose lease
--- (next_attempt_at) ran out belongs to a worker that died: it is claimed again, and the
--- attempt it lost is logged. Only rows with action 'send' are to be sent.
-WITH due AS (
-    SELECT d.id, d.seq, d.tenant_id, d.event_id, d.endpoint_id, d.event_type, d.state, d.attempts, d.last_attempt_at
-    FROM relay.deliveries d
-    WHERE d.state IN ('pending', 'retrying', 'delivering') AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+-- Claim up to %(limit)s due deliveries, shared fairly between endpoints and tenants, and
+-- decide for each whether it is sent now (moved to 'delivering' under a lease), waits
+-- (circuit breaker, rate limit) or is held (paused or disabled endpoint, FIFO behind an
+-- older delivery) — in one statement. Its cost follows the number of endpoints with
+-- ready work and what it claims, never the size of the backlog behind them.
+-- Fairness: each tenant gets an equal share of the round, split between its endpoints;
+-- rows are taken in turns (every tenant's first row, then every tenant's second, …), so
+-- a fresh event to an idle endpoint is claimed in the first round that sees it, however
+-- long another endpoint's backlog is. An endpoint never has more attempts in flight than
+-- its cap (relay.concurrency_cap), counted on its row across every worker: rows beyond
+-- the cap stay as they are, due, with no attempt and no lease spent. The count
+-- (in_flight) runs from claim to recording; %(credits)s are this worker's attempts that
+-- have finished on the wire but are not recorded yet — their slots are free at the
+-- receiver, so the claim may use them (no other worker can: they are not its credit).
+-- SKIP LOCKED lets many dispatchers claim at once. Only rows with action 'send' are sent.
+WITH lanes AS (
+    -- Who is due: every endpoint whose oldest ready delivery is due now.
+    SELECT l.tenant_id, l.endpoint_id, l.first_due FROM relay.ready_lanes() l WHERE l.first_due <= now()
+), lane_endpoints AS (
+    -- Lock those endpoints first, in one order (claims, recordings and rescues all lock
+    -- endpoints in this order, so they never deadlock); locked rows are the latest
+    -- versions, so two workers never both spend the same room or allowance.
+    SELECT l.*, ep.fifo, ep.enabled, ep.paused, coalesce(cr.credit, 0) AS credit,
+           relay.concurrency_cap(ep, %(default_max_in_flight)s) - ep.in_flight + coalesce(cr.credit, 0) AS free
+    FROM lanes l
+    JOIN relay.endpoints ep ON ep.tenant_id = l.tenant_id AND ep.id = l.endpoint_id
+    LEFT JOIN unnest(%(credit_tenant_ids)s::text[], %(credit_endpoint_ids)s::text[], %(credits)s::int[])
+        AS cr (tenant_id, endpoint_id, credit) ON cr.tenant_id = l.tenant_id AND cr.endpoint_id = l.endpoint_id
+    ORDER BY ep.tenant_id, ep.id
+    FOR NO KEY UPDATE OF ep
+), room AS (
+    -- Who may send: free in-flight room per endpoint; a paused or disabled endpoint's rows
+    -- are fetched only to be held.
+    SELECT l.*,
+           CASE WHEN NOT l.enabled OR l.paused THEN %(limit)s ELSE l.free END AS room,
+           count(*) OVER (PARTITION BY l.tenant_id) AS tenant_lanes,
+           (SELECT count(DISTINCT tenant_id) FROM lanes) AS tenants
+    FROM lane_endpoints l
 ), candidates AS (
-    SELECT due.*, ep.enabled, ep.paused, ep.circuit_state, ep.rate_limit,
-           ep.fifo AND (
-               row_number() OVER (PARTITION BY due.tenant_id, due.endpoint_id ORDER BY due.seq) > 1
-               OR EXISTS (
-                   SELECT 1 FROM relay.deliveries older
-                   WHERE older.tenant_id = due.tenant_id AND older.endpoint_id = due.endpoint_id
-                     AND older.state IN ('pending', 'retrying', 'delivering') AND older.seq < due.seq)
+    -- How much each endpoint gets: its share of the round (the round split equally between
+    -- tenants, a tenant's part between its endpoints), never more than its room.
+    SELECT r.tenant_id, r.endpoint_id, r.first_due, d.id, d.seq, d.next_attempt_at, d.event_id, d.event_type,
+           r.fifo AND EXISTS (
+               SELECT 1 FROM relay.deliveries older
+               WHERE older.tenant_id = d.tenant_id AND older.endpoint_id = d.endpoint_id
+                 AND older.state IN ('pending', 'retrying', 'delivering') AND older.seq < d.seq
            ) AS fifo_blocked
-    FROM due
-    JOIN relay.endpoints ep ON ep.tenant_id = due.tenant_id AND ep.id = due.endpoint_id
-), ranked AS (
-    -- Position among the endpoint's deliveries that may go now as far as its own state goes.
-    SELECT c.*,
-           CASE WHEN c.enabled AND NOT c.paused AND NOT c.fifo_blocked THEN
-               row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id,
-                                  (c.enabled AND NOT c.paused AND NOT c.fifo_blocked) ORDER BY c.seq)
-           END AS position
-    FROM candidates c
-), gates AS (
-    -- Endpoints behind a circuit breaker or a rate limit: take what they may send now.
-    -- Every expression reads ep.*, so a claimer that waited for the row lock re-reads
-    -- the latest counts: two workers can never both spend the same allowance.
+    FROM room r
+    CROSS JOIN LATERAL (
+        SELECT d.* FROM relay.deliveries d
+        WHERE d.tenant_id = r.tenant_id AND d.endpoint_id = r.endpoint_id
+          AND d.state IN ('pending', 'retrying') AND d.next_attempt_at < 'infinity' AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT least(r.room, ceil(%(limit)s::numeric / r.tenants / r.tenant_lanes)::integer)
+        FOR UPDATE SKIP LOCKED
+    ) AS d
+    WHERE r.room > 0
+), chosen AS (
+    -- Take rows in turns: a tenant's n-th row (round-robin over its endpoints) before any
+    -- tenant's (n+1)-th; the oldest due first within a turn.
+    SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id ORDER BY c.next_attempt_at, c.seq)
+               AS position
+    FROM (
+        SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id
+                                       ORDER BY c.lane_position, c.first_due, c.endpoint_id) AS turn
+        FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.endpoint_id
+                                             ORDER BY c.next_attempt_at, c.seq) AS lane_position
+              FROM candidates c) AS c
+        ORDER BY turn, next_attempt_at, seq
+        LIMIT %(limit)s
+    ) AS c
+), grants AS (
+    -- How many each endpoint sends now: its room, circuit breaker and rate limit allowing.
     UPDATE relay.endpoints ep
-    SET rate_last_grant = relay.sendable(ep.circuit_state, ep.circuit_retry_at, ep.rate_limit,
-                                         ep.rate_window_start, ep.rate_window_count, w.wanted, now()),
+    SET last_grant = relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit),
+        in_flight = ep.in_flight + relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit),
         rate_window_count = CASE
             WHEN ep.rate_limit IS NULL THEN 0
             WHEN ep.rate_window_start <= now() - interval '1 second'
-                THEN relay.sendable(ep.circuit_state, ep.circuit_retry_at, ep.rate_limit,
-                                    ep.rate_window_start, ep.rate_window_count, w.wanted, now())
-            ELSE ep.rate_window_count + relay.sendable(ep.circuit_state, ep.circuit_retry_at, ep.rate_limit,
-                                                       ep.rate_window_start, ep.rate_window_count, w.wanted, now())
+                THEN relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit)
+            ELSE ep.rate_window_count + relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit)
         END,
         rate_window_start = CASE
             WHEN ep.rate_limit IS NOT NULL AND ep.rate_window_start <= now() - interval '1 second' THEN now()
             ELSE ep.rate_window_start END,
         circuit_state = CASE
             WHEN ep.circuit_state <> 'closed' AND ep.circuit_retry_at <= now()
-                 AND relay.sendable(ep.circuit_state, ep.circuit_retry_at, ep.rate_limit,
-                                    ep.rate_window_start, ep.rate_window_count, w.wanted, now()) > 0
+                 AND relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit) > 0
                 THEN 'half_open'
             ELSE ep.circuit_state END,
         circuit_retry_at = CASE
             WHEN ep.circuit_state <> 'closed' AND ep.circuit_retry_at <= now()
-                 AND relay.sendable(ep.circuit_state, ep.circuit_retry_at, ep.rate_limit,
-                                    ep.rate_window_start, ep.rate_window_count, w.wanted, now()) > 0
+                 AND relay.claim_grant(ep, w.wanted, %(default_max_in_flight)s, now(), w.credit) > 0
                 THEN now() + make_interval(secs => ep.timeout_ms / 1000.0 + %(lease_margin)s)
             ELSE ep.circuit_retry_at END
-    FROM (SELECT tenant_id, endpoint_id, count(*)::integer AS wanted FROM ranked
-          WHERE position IS NOT NULL AND (circuit_state <> 'closed' OR rate_limit IS NOT NULL)
-          GROUP BY tenant_id, endpoint_id) AS w
+    FROM (SELECT c.tenant_id, c.endpoint_id, count(*)::integer AS wanted, min(l.credit)::integer AS credit
+          FROM chosen c JOIN lane_endpoints l ON l.tenant_id = c.tenant_id AND l.endpoint_id = c.endpoint_id
+          WHERE NOT c.fifo_blocked AND l.enabled AND NOT l.paused
+          GROUP BY c.tenant_id, c.endpoint_id) AS w
     WHERE ep.tenant_id = w.tenant_id AND ep.id = w.endpoint_id
-    RETURNING ep.tenant_id, ep.id, ep.rate_last_grant AS granted, ep.circuit_state, ep.circuit_retry_at,
+    RETURNING ep.tenant_id, ep.id, ep.last_grant AS granted, ep.in_flight, ep.circuit_state, ep.circuit_retry_at,
               ep.rate_limit, ep.rate_window_start
 ), decided AS (
-    SELECT c.id, c.tenant_id, c.event_id, c.endpoint_id, c.state AS previous_state, c.attempts AS previous_attempts,
-           c.last_attempt_at AS previous_attempt_at,
-           CASE WHEN c.position IS NULL THEN 'hold'
-                WHEN g.id IS NULL OR c.position <= g.granted THEN 'send'
-                ELSE 'wait' END AS action,
-           CASE WHEN NOT c.enabled THEN 'disabled'
-                WHEN c.paused THEN 'pause'
+    -- What becomes of each chosen row: sent, held, made to wait, or left due as it is.
+    SELECT c.id, c.tenant_id, c.endpoint_id, c.event_id, g.in_flight,
+           CASE WHEN NOT ep.enabled OR ep.paused OR c.fifo_blocked THEN 'hold'
+                WHEN g.id IS NULL THEN 'skip'
+                WHEN c.position <= g.granted THEN 'send'
+                WHEN g.circuit_state <> 'closed' OR g.rate_limit IS NOT NULL THEN 'wait'
+                ELSE 'skip' END AS action,
+           CASE WHEN NOT ep.enabled THEN 'disabled'
+                WHEN ep.paused THEN 'pause'
                 WHEN c.fifo_blocked THEN 'fifo'
-                WHEN g.id IS NOT NULL AND c.position > g.granted AND g.circuit_state <> 'closed' THEN 'circuit'
+                WHEN g.circuit_state <> 'closed' AND c.position > g.granted THEN 'circuit'
            END AS held_by,
            greatest(now() + interval '20 milliseconds',
                     CASE WHEN g.circuit_state <> 'closed' THEN g.circuit_retry_at END,
                     CASE WHEN g.rate_limit IS NOT NULL THEN g.rate_window_start + interval '1 second' END) AS wait_until,
            coalesce(et.retry_schedule, ep.retry_schedule) AS retry_schedule
-    FROM ranked c
+    FROM chosen c
     JOIN relay.endpoints ep ON ep.tenant_id = c.tenant_id AND ep.id = c.endpoint_id
-    LEFT JOIN gates g ON g.tenant_id = c.tenant_id AND g.id = c.endpoint_id
+    LEFT JOIN grants g ON g.tenant_id = c.tenant_id AND g.id = c.endpoint_id
     LEFT JOIN relay.event_types et ON et.tenant_id = c.tenant_id AND et.name = c.event_type
-), lost AS (
-    INSERT INTO relay.attempts (id, tenant_id, delivery_id, event_id, endpoint_id, attempt_number, started_at,
-                                duration_ms, error_class, error_message, outcome, next_attempt_at)
-    SELECT relay.new_id('att'), x.tenant_id, x.id, x.event_id, x.endpoint_id, x.previous_attempts,
-           x.previous_attempt_at, (extract(epoch FROM now() - x.previous_attempt_at) * 1000)::integer,
-           'lease_expired', 'the worker sending this attempt stopped before recording its outcome',
-           CASE WHEN x.action = 'send' THEN 'delivering' ELSE 'retrying' END::relay.delivery_state, now()
-    FROM decided x
-    WHERE x.previous_state = 'delivering'
 )
 UPDATE relay.deliveries d
-SET state = CASE WHEN x.action = 'send' THEN 'delivering'
-                 WHEN d.state = 'delivering' THEN 'retrying'
-                 ELSE d.state END,
+SET state = CASE WHEN x.action = 'send' THEN 'delivering' ELSE d.state END,
     attempts = d.attempts + CASE WHEN x.action = 'send' THEN 1 ELSE 0 END,
     held_by = x.held_by,
     next_attempt_at = CASE
-        WHEN x.action = 'send' THEN now() + make_interval(secs => ep.timeout_ms / 1000.0 + %(lease_margin)s)
+        WHEN x.action = 'send' THEN d.next_attempt_at
         WHEN x.action = 'hold' THEN 'infinity'
         ELSE x.wait_until END,
+    lease_expires_at = CASE
+        WHEN x.action = 'send' THEN now() + make_interval(secs => ep.timeout_ms / 1000.0 + %(lease_margin)s) END,
     last_attempt_at = CASE WHEN x.action = 'send' THEN now() ELSE d.last_attempt_at END,
     updated_at = now()
 -- Row-by-row lookups by primary key (OFFSET 0 keeps the planner from flattening them):
 -- it has no statistics for the CTE, and on a young table would scan the whole tenant.
 FROM decided x
-CROSS JOIN LATERAL (SELECT * FROM relay.endpoints e WHERE e.tenant_id = x.tenant_id AND e.id = x.endpoint_id OFFSET 0) AS ep
-CROSS JOIN LATERAL (SELECT v.body FROM relay.events v WHERE v.tenant_id = x.tenant_id AND v.id = x.event_id OFFSET 0) AS ev
-WHERE d.tenant_id = x.tenant_id AND d.id = x.id
-RETURNING x.action, d.id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, ep.url, ep.secret,
+CROSS JOIN LATERAL (SELECT * FROM relay.endpoints e WHERE e.tenant_id = x.tenant_id AND e.id = x.endpoint_id
+                    OFFSET 0) AS ep
+CROSS JOIN LATERAL (SELECT v.body FROM relay.events v WHERE v.tenant_id = x.tenant_id AND v.id = x.event_id
+                    OFFSET 0) AS ev
+WHERE d.tenant_id = x.tenant_id AND d.id = x.id AND x.action <> 'skip'
+RETURNING x.action, d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
+          d.attempts + d.lost_attempts AS attempt_number, x.in_flight, ep.concurrency_level,
+          ep.concurrency_threshold, ep.url, ep.secret,
           CASE WHEN ep.previous_secret_expires_at > now() THEN ep.previous_secret END AS previous_secret,
           ep.legacy_signature, ep.headers, ep.timeout_ms, x.retry_schedule, ep.fifo, ev.body;
 
+-- name: rescue_lost_attempts
+-- Give back deliveries whose lease ran out: the worker sending them died or was killed,
+-- so Relay lost the attempt. It is logged (lost, error class lease_expired) but does not
+-- count: `attempts` goes back down, the schedule keeps its position and the delivery is
+-- due again at once. After %(max_lost)s lost attempts in a row it is dead (lost_attempts):
+-- a payload that crashes every worker must not cycle for ever.
+WITH expired AS (
+    SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.attempts, d.lost_attempts, d.lost_in_a_row,
+           d.last_attempt_at, d.lost_in_a_row + 1 >= %(max_lost)s AS give_up
+    FROM relay.deliveries d
+    WHERE d.state = 'delivering' AND d.lease_expires_at <= now()
+    ORDER BY d.lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+), released AS (
+    -- Their slots are free again (endpoints locked in one order, like the claim does).
+    UPDATE relay.endpoints ep
+    SET in_flight = greatest(0, ep.in_flight - r.n)
+    FROM (SELECT ep.tenant_id, ep.id, x.n
+          FROM (SELECT tenant_id, endpoint_id, count(*)::integer AS n FROM expired GROUP BY 1, 2) AS x
+          JOIN relay.endpoints ep ON ep.tenant_id = x.tenant_id AND ep.id = x.endpoint_id
+          ORDER BY ep.tenant_id, ep.id
+          FOR NO KEY UPDATE OF ep) AS r
+    WHERE ep.tenant_id = r.tenant_id AND ep.id = r.id
+), moved AS (
+    UPDATE relay.deliveries d
+    SET state = (CASE WHEN x.give_up THEN 'dead' WHEN x.attempts > 1 THEN 'retrying' ELSE 'pending' END)::relay.delivery_state,
+        attempts = x.attempts - 1,
+        lost_attempts = x.lost_attempts + 1,
+        lost_in_a_row = x.lost_in_a_row + 1,
+        lease_expires_at = NULL,
+        next_attempt_at = CASE WHEN x.give_up THEN NULL ELSE now() END,
+        completed_at = CASE WHEN x.give_up THEN now() END,
+        dead_reason = CASE WHEN x.give_up THEN 'lost_attempts' END,
+        last_error = CASE WHEN x.give_up
+            THEN format('Relay lost %%s attempts in a row (each worker sending it stopped before it finished); '
+                        'it may be crashing the worker', x.lost_in_a_row + 1)
+            ELSE d.last_error END,
+        updated_at = now()
+    FROM expired x
+    WHERE d.tenant_id = x.tenant_id AND d.id = x.id
+    RETURNING d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.next_attempt_at
+), logged AS (
+    INSERT INTO relay.attempts (id, tenant_id, delivery_id, event_id, endpoint_id, attempt_number, started_at,
+                                duration_ms, error_class, error_message, outcome, next_attempt_at, lost)
+    SELECT relay.new_id('att'), x.tenant_id, x.id, x.event_id, x.endpoint_id, x.attempts + x.lost_attempts,
+           x.last_attempt_at, greatest(0, extract(epoch FROM now() - x.last_attempt_at) * 1000)::integer,
+           'lease_expired', 'the worker sending this attempt stopped before recording its outcome; '
+           'this attempt does not count',
+           m.state, m.next_attempt_at, true
+    FROM expired x JOIN moved m ON m.tenant_id = x.tenant_id AND m.id = x.id
+), counted AS (
+    -- Counted apart from the endpoint's own figures (attempts, failures, dead), which they must not move.
+    INSERT INTO relay.delivery_rollups AS r (tenant_id, endpoint_id, hour, lost_attempts, latency_buckets)
+    SELECT tenant_id, endpoint_id, date_trunc('hour', now()), count(*), %(empty_buckets)s::bigint[]
+    FROM moved
+    GROUP BY tenant_id, endpoint_id
+    ORDER BY tenant_id, endpoint_id
+    ON CONFLICT (tenant_id, endpoint_id, hour) DO UPDATE SET lost_attempts = r.lost_attempts + excluded.lost_attempts
+)
+SELECT m.tenant_id, m.id AS delivery_id, m.event_id, m.endpoint_id, m.state FROM moved m;
+
 -- name: record_outcomes
--- Write a batch of attempt rows and move each delivery to its outcome, in one statement.
--- The guard (still 'delivering' with the attempt number this dispatcher claimed) makes a
--- late result from a worker whose lease expired a lost race: its attempt is logged, but
--- the delivery is left to whoever holds it now.
+-- Record a batch of finished attempts in one statement: the attempt rows, each delivery's
+-- new state, each endpoint's slots, concurrency level, circuit breaker and failure clock,
+-- the hourly rollups, and the FIFO hand-over. One round trip, one commit.
+-- The guard (still 'delivering', and still the try this dispatcher claimed: attempts +
+-- lost_attempts) makes a late result from a worker whose lease expired a lost race: its
+-- attempt is logged, but the delivery and its slot belong to whoever holds them now.
 WITH outcome AS (
     SELECT o.*,
            CASE WHEN o.delay_seconds IS NULL THEN NULL
@@ -131,10 +226,11 @@ WITH outcome AS (
                 %(endpoint_ids)s::text[], %(attempt_numbers)s::int[], %(states)s::relay.delivery_state[],
                 %(delays)s::float8[], %(attempt_ids)s::text[], %(started_at)s::timestamptz[],
                 %(durations)s::int[], %(statuses)s::int[], %(response_headers)s::text[],
-                %(response_bodies)s::text[], %(error_classes)s::text[], %(error_messages)s::text[])
+                %(response_bodies)s::text[], %(error_classes)s::text[], %(error_messages)s::text[],
+                %(dead_reasons)s::text[])
          AS o (delivery_id, tenant_id, event_id, endpoint_id, attempt_number, state, delay_seconds,
                attempt_id, started_at, duration_ms, status, response_headers, response_body,
-               error_class, error_message)
+               error_class, error_message, dead_reason)
 ), logged AS (
     INSERT INTO relay.attempts (id, tenant_id, delivery_id, event_id, endpoint_id, attempt_number, started_at,
                                 duration_ms, response_status, response_headers, response_body, error_class,
@@ -143,35 +239,48 @@ WITH outcome AS (
            duration_ms, status, response_headers::jsonb, response_body, error_class,
            error_message, state, next_attempt_at
     FROM outcome
-)
-UPDATE relay.deliveries d
-SET state = o.state,
-    next_attempt_at = o.next_attempt_at,
-    last_status = o.status,
-    last_error = o.error_message,
-    updated_at = now(),
-    completed_at = CASE WHEN o.state IN ('succeeded', 'dead') THEN now() END
-FROM outcome o
-WHERE d.tenant_id = o.tenant_id AND d.id = o.delivery_id
-  AND d.state = 'delivering' AND d.attempts = o.attempt_number
-RETURNING d.id;
-
--- name: update_endpoint_health
--- Feed a batch's outcomes into each endpoint's circuit breaker and failure clock, and
--- let deliveries that waited for a circuit go as soon as it closes.
-WITH health AS (
-    SELECT *
-    FROM unnest(%(tenant_ids)s::text[], %(endpoint_ids)s::text[], %(trailing_failures)s::int[],
-                %(had_success)s::boolean[], %(first_failure_at)s::timestamptz[])
-         AS h (tenant_id, endpoint_id, trailing_failures, had_success, first_failure_at)
-), updated AS (
+), moved AS (
+    UPDATE relay.deliveries d
+    SET state = o.state,
+        next_attempt_at = o.next_attempt_at,
+        lease_expires_at = NULL,
+        lost_in_a_row = 0,
+        dead_reason = o.dead_reason,
+        last_status = o.status,
+        last_error = o.error_message,
+        updated_at = now(),
+        completed_at = CASE WHEN o.state IN ('succeeded', 'dead') THEN now() END
+    FROM outcome o
+    WHERE d.tenant_id = o.tenant_id AND d.id = o.delivery_id
+      AND d.state = 'delivering' AND d.attempts + d.lost_attempts = o.attempt_number
+    RETURNING d.tenant_id, d.endpoint_id, d.id, d.state
+), endpoint_batch AS (
+    -- Per endpoint: the breaker's summary (judged: some attempt said something about the
+    -- endpoint), the concurrency controller's adjustment, and the slots to give back.
+    SELECT h.*, (SELECT count(*) FROM moved m WHERE m.tenant_id = h.tenant_id AND m.endpoint_id = h.endpoint_id)
+               ::integer AS released,
+           (SELECT e.circuit_state <> 'closed' FROM relay.endpoints e
+            WHERE e.tenant_id = h.tenant_id AND e.id = h.endpoint_id) AS circuit_was_open
+    FROM unnest(%(ep_tenant_ids)s::text[], %(ep_endpoint_ids)s::text[], %(judged)s::boolean[],
+                %(trailing_failures)s::int[], %(had_success)s::boolean[], %(first_failure_at)s::timestamptz[],
+                %(congested)s::boolean[], %(increments)s::float8[])
+         AS h (tenant_id, endpoint_id, judged, trailing_failures, had_success, first_failure_at, congested, increment)
+), endpoints_after AS (
     UPDATE relay.endpoints ep
-    SET consecutive_failures = relay.failures_after(ep.consecutive_failures, h.trailing_failures, h.had_success),
+    SET in_flight = greatest(0, ep.in_flight - h.released),
+        concurrency_level = relay.next_concurrency_level(
+            ep.concurrency_level, h.congested, h.increment, coalesce(ep.max_in_flight, %(default_max_in_flight)s)),
+        concurrency_threshold = CASE WHEN h.congested THEN greatest(1, ep.concurrency_level * 0.5)
+                                     ELSE ep.concurrency_threshold END,
+        consecutive_failures = CASE WHEN NOT h.judged THEN ep.consecutive_failures
+            ELSE relay.failures_after(ep.consecutive_failures, h.trailing_failures, h.had_success) END,
         failing_since = CASE
+            WHEN NOT h.judged THEN ep.failing_since
             WHEN h.trailing_failures = 0 THEN NULL
             WHEN h.had_success OR ep.failing_since IS NULL THEN h.first_failure_at
             ELSE ep.failing_since END,
         circuit_state = CASE
+            WHEN NOT h.judged THEN ep.circuit_state
             WHEN h.trailing_failures = 0 THEN 'closed'
             WHEN ep.circuit_state = 'half_open' THEN 'open'
             WHEN ep.circuit_state = 'closed'
@@ -179,6 +288,7 @@ WITH health AS (
                 THEN 'open'
             ELSE ep.circuit_state END,
         circuit_cooldown_seconds = CASE
+            WHEN NOT h.judged THEN ep.circuit_cooldown_seconds
             WHEN h.trailing_failures = 0 THEN 0
             WHEN ep.circuit_state = 'half_open'
                 THEN least(%(max_cooldown)s, greatest(%(cooldown)s, ep.circuit_cooldown_seconds * 2))
@@ -187,37 +297,63 @@ WITH health AS (
                 THEN %(cooldown)s
             ELSE ep.circuit_cooldown_seconds END,
         circuit_retry_at = CASE
+            WHEN NOT h.judged THEN ep.circuit_retry_at
             WHEN h.trailing_failures = 0 THEN NULL
             WHEN ep.circuit_state = 'half_open'
-                THEN now() + make_interval(secs => least(%(max_cooldown)s, greatest(%(cooldown)s, ep.circuit_cooldown_seconds * 2)))
+                THEN now() + make_interval(secs => least(%(max_cooldown)s,
+                                                         greatest(%(cooldown)s, ep.circuit_cooldown_seconds * 2)))
             WHEN ep.circuit_state = 'closed'
                  AND relay.failures_after(ep.consecutive_failures, h.trailing_failures, h.had_success) >= %(threshold)s
                 THEN now() + make_interval(secs => %(cooldown)s)
             ELSE ep.circuit_retry_at END
-    FROM health h
+    FROM (SELECT h.* FROM endpoint_batch h
+          JOIN relay.endpoints e ON e.tenant_id = h.tenant_id AND e.id = h.endpoint_id
+          ORDER BY e.tenant_id, e.id
+          FOR NO KEY UPDATE OF e) AS h  -- locked in the claim's order, so the two never deadlock
     WHERE ep.tenant_id = h.tenant_id AND ep.id = h.endpoint_id
-    RETURNING ep.tenant_id, ep.id, ep.circuit_state
+    RETURNING ep.tenant_id, ep.id, ep.circuit_state, h.circuit_was_open
+), circuit_closed AS (
+    -- Deliveries that waited for a circuit go as soon as it closes.
+    UPDATE relay.deliveries d
+    SET held_by = NULL, next_attempt_at = now(), updated_at = now()
+    FROM endpoints_after u
+    WHERE u.circuit_was_open AND u.circuit_state = 'closed'
+      AND d.tenant_id = u.tenant_id AND d.endpoint_id = u.id
+      AND d.state IN ('pending', 'retrying') AND d.held_by = 'circuit'
+), fifo_next AS (
+    -- A FIFO endpoint whose delivery finished lets its next one go (the finished one is
+    -- still 'delivering' in this statement's snapshot, so it is passed over by id).
+    UPDATE relay.deliveries d
+    SET held_by = NULL, next_attempt_at = now(), updated_at = now()
+    FROM unnest(%(fifo_tenant_ids)s::text[], %(fifo_endpoint_ids)s::text[]) AS f (tenant_id, endpoint_id)
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.held_by FROM relay.deliveries o
+        WHERE o.tenant_id = f.tenant_id AND o.endpoint_id = f.endpoint_id
+          AND o.state IN ('pending', 'retrying', 'delivering')
+          AND o.id NOT IN (SELECT m.id FROM moved m WHERE m.state IN ('succeeded', 'dead'))
+        ORDER BY o.seq
+        LIMIT 1
+    ) AS head
+    WHERE d.tenant_id = f.tenant_id AND d.id = head.id AND head.held_by = 'fifo'
+), rolled_up AS (
+    INSERT INTO relay.delivery_rollups AS r (tenant_id, endpoint_id, hour, attempts, succeeded, failed_attempts, dead,
+                                             duration_ms_sum, latency_buckets)
+    SELECT t.tenant_id, t.endpoint_id, t.hour, t.attempts, t.succeeded, t.failed_attempts, t.dead, t.duration_sum,
+           ARRAY(SELECT (value)::bigint FROM jsonb_array_elements_text(t.buckets::jsonb))
+    FROM unnest(%(rollup_tenant_ids)s::text[], %(rollup_endpoint_ids)s::text[], %(hours)s::timestamptz[],
+                %(attempts)s::bigint[], %(succeeded)s::bigint[], %(failed_attempts)s::bigint[], %(dead)s::bigint[],
+                %(duration_sums)s::bigint[], %(buckets)s::text[])
+         AS t (tenant_id, endpoint_id, hour, attempts, succeeded, failed_attempts, dead, duration_sum, buckets)
+    ORDER BY t.tenant_id, t.endpoint_id, t.hour  -- a fixed order, so two workers never deadlock
+    ON CONFLICT (tenant_id, endpoint_id, hour) DO UPDATE SET
+        attempts = r.attempts + excluded.attempts,
+        succeeded = r.succeeded + excluded.succeeded,
+        failed_attempts = r.failed_attempts + excluded.failed_attempts,
+        dead = r.dead + excluded.dead,
+        duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum,
+        latency_buckets = ARRAY(SELECT a + b FROM unnest(r.latency_buckets, excluded.latency_buckets) AS x (a, b))
 )
-UPDATE relay.deliveries d
-SET held_by = NULL, next_attempt_at = now(), updated_at = now()
-FROM updated u
-WHERE u.circuit_state = 'closed'
-  AND d.tenant_id = u.tenant_id AND d.endpoint_id = u.id
-  AND d.state IN ('pending', 'retrying') AND d.held_by = 'circuit';
-
--- name: release_fifo_heads
--- After a FIFO endpoint's delivery finished, let its next one go.
-UPDATE relay.deliveries d
-SET held_by = NULL, next_attempt_at = now(), updated_at = now()
-FROM unnest(%(tenant_ids)s::text[], %(endpoint_ids)s::text[]) AS f (tenant_id, endpoint_id)
-CROSS JOIN LATERAL (
-    SELECT o.id, o.held_by FROM relay.deliveries o
-    WHERE o.tenant_id = f.tenant_id AND o.endpoint_id = f.endpoint_id
-      AND o.state IN ('pending', 'retrying', 'delivering')
-    ORDER BY o.seq
-    LIMIT 1
-) AS head
-WHERE d.tenant_id = f.tenant_id AND d.id = head.id AND head.held_by = 'fifo';
+SELECT count(*) AS recorded FROM moved;
 
 -- name: release_held_deliveries
 -- Let deliveries held for `reason` ('pause', 'disabled') go now, oldest first.
@@ -247,7 +383,7 @@ WITH target AS (
 ), ended AS (
     UPDATE relay.deliveries d
     SET state = 'dead', next_attempt_at = NULL, held_by = NULL, completed_at = now(), updated_at = now(),
-        last_error = 'endpoint disabled: ' || %(reason)s
+        dead_reason = 'endpoint_disabled', last_error = 'endpoint disabled: ' || %(reason)s
     FROM target t
     WHERE d.tenant_id = t.tenant_id AND d.endpoint_id = t.endpoint_id AND d.state IN ('pending', 'retrying')
     RETURNING d.id
@@ -260,7 +396,8 @@ SELECT tenant_id, id, url FROM relay.endpoints
 WHERE enabled AND deleted_at IS NULL AND failing_since < %(cutoff)s;
 
 -- name: list_deliveries
-SELECT id, event_id, endpoint_id, event_type, state, attempts, nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
+SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
+       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
        last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s
@@ -276,7 +413,8 @@ LIMIT %(limit)s;
 
 -- name: list_dead_letter
 -- Dead deliveries not yet replayed or discarded.
-SELECT id, event_id, endpoint_id, event_type, state, attempts, nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
+SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
+       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
        last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s
@@ -296,13 +434,15 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 RETURNING id;
 
 -- name: get_delivery
-SELECT id, event_id, endpoint_id, event_type, state, attempts, nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
+SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
+       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
        last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: deliveries_of_event
-SELECT id, event_id, endpoint_id, event_type, state, attempts, nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
+SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
+       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
        last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND event_id = %(event_id)s

@@ -1,8 +1,9 @@
 -- name: insert_endpoint
 INSERT INTO relay.endpoints (id, tenant_id, url, description, secret, event_types, channels, headers, enabled,
-                             timeout_ms, retry_schedule, rate_limit, fifo, legacy_signature, verification)
+                             timeout_ms, retry_schedule, rate_limit, max_in_flight, fifo, legacy_signature,
+                             verification)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(secret)s, %(event_types)s, %(channels)s,
-        %(headers)s, %(enabled)s, %(timeout_ms)s, %(retry_schedule)s, %(rate_limit)s, %(fifo)s,
+        %(headers)s, %(enabled)s, %(timeout_ms)s, %(retry_schedule)s, %(rate_limit)s, %(max_in_flight)s, %(fifo)s,
         %(legacy_signature)s, %(verification)s)
 RETURNING *;
 
@@ -28,6 +29,9 @@ UPDATE relay.endpoints SET
     timeout_ms = coalesce(%(timeout_ms)s, timeout_ms),
     retry_schedule = CASE WHEN %(clear_retry_schedule)s THEN NULL ELSE coalesce(%(retry_schedule)s, retry_schedule) END,
     rate_limit = CASE WHEN %(clear_rate_limit)s THEN NULL ELSE coalesce(%(rate_limit)s, rate_limit) END,
+    max_in_flight = CASE WHEN %(clear_max_in_flight)s THEN NULL ELSE coalesce(%(max_in_flight)s, max_in_flight) END,
+    -- A lower limit also caps the adaptive level at once.
+    concurrency_level = least(concurrency_level, greatest(1, coalesce(%(max_in_flight)s, concurrency_level))),
     fifo = coalesce(%(fifo)s, fifo),
     legacy_signature = coalesce(%(legacy_signature)s, legacy_signature),
     enabled = coalesce(%(enabled)s, enabled),

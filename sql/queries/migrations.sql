@@ -26,6 +26,6 @@ SELECT max(version) FROM relay.schema_migrations;
 SELECT 1 FROM pg_database WHERE datname = %(name)s;
 
 -- name: queue_lag
-SELECT coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0) AS queue_lag_seconds
-FROM relay.deliveries
-WHERE state IN ('pending', 'retrying') AND next_attempt_at <= now();
+SELECT coalesce(extract(epoch FROM now() - min(first_due)), 0) AS queue_lag_seconds
+FROM relay.ready_lanes()
+WHERE first_due <= now();

@@ -26,7 +26,7 @@ WHERE tenant_id = %(tenant_id)s AND state = 'dead' AND replayed_at IS NULL AND d
 -- name: recent_failures
 SELECT id, delivery_id, event_id, endpoint_id, attempt_number, started_at, response_status, error_class, error_message
 FROM relay.attempts
-WHERE tenant_id = %(tenant_id)s AND error_class IS NOT NULL
+WHERE tenant_id = %(tenant_id)s AND error_class IS NOT NULL AND NOT lost  -- the endpoint's failures, not Relay's
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
 ORDER BY started_at DESC
 LIMIT %(limit)s;

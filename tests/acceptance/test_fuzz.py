@@ -49,6 +49,12 @@ NASTY_STRINGS = [
     "${jndi:ldap://x}", "<script>alert(1)</script>",
 ]
 NASTY_NUMBERS = [-1, 0, 2**63, -(2**63), 1e308, float("nan")]
+# Endpoint URLs the schema's pattern lets through but the sender's HTTP client cannot use: each must be a 422.
+NASTY_URLS = [
+    "http://ex\x01ample.com/", "https://example.com/\x7f", "http://ex\u00adample.com/", "https://example.com/\u202e",
+    "http://xn--a.com/", "http://a..b/", "http://" + "a" * 64 + ".com/", "https://🔥.com/", "http://0x7f.1/",
+    "http://@example.com/", "https://example.com/%zz",
+]
 
 
 def test_hand_written_bad_input_never_500s_and_stores_nothing(client: httpx.Client, db, tenant) -> None:
@@ -85,6 +91,14 @@ def test_hand_written_bad_input_never_500s_and_stores_nothing(client: httpx.Clie
             response = client.get("/v1/deliveries", params={param: value})
             statuses[response.status_code] += 1
             assert response.status_code < 500, (param, value, response.text[:200])
+    count_endpoints = "SELECT count(*) FROM relay.endpoints WHERE tenant_id = %s"
+    endpoints_before = db.execute(count_endpoints, (tenant[0],)).fetchone()[0]
+    for url in NASTY_URLS:
+        response = client.post("/v1/endpoints", json={"url": url})
+        statuses[response.status_code] += 1
+        assert response.status_code == 422, (url, response.text[:200])
+        assert response.json()["errors"][0]["field"] == "$.url", (url, response.text[:200])
+    assert db.execute(count_endpoints, (tenant[0],)).fetchone()[0] == endpoints_before
     after = db.execute("SELECT count(*) FROM relay.events WHERE tenant_id = %s", (tenant[0],)).fetchone()[0]
     print("HAND " + json.dumps({"requests": sum(statuses.values()), **{str(k): v for k, v in sorted(statuses.items())}}))
     # Odd but valid requests (an idempotency key that looks like SQL) are stored; refused ones store nothing.

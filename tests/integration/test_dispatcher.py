@@ -6,12 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.rows import dict_row
 
 from relay.db.pool import open_pool
+from relay.db.rollups import empty_buckets, rollup_params
 from relay.db.sql import queries
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.outcome import AttemptResult
-from relay.delivery.recording import Outcome, record_params
+from relay.delivery.recording import CircuitSettings, Outcome, endpoint_params, record_params
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
 from relay.urlguard import AddressPolicy, parse_networks
@@ -22,8 +24,16 @@ LOOPBACK = AddressPolicy(parse_networks("127.0.0.0/8"))
 
 
 def claim_all(db: psycopg.Connection, lease_margin: float) -> list[Claim]:
-    rows = db.execute(queries["claim_due_deliveries"], {"limit": 1000, "lease_margin": lease_margin}).fetchall()
-    return [Claim(*row[1:]) for row in rows if row[0] == "send"]
+    rows = db.cursor(row_factory=dict_row).execute(
+        queries["claim_due_deliveries"],
+        {"limit": 1000, "lease_margin": lease_margin, "default_max_in_flight": 32,
+         "credit_tenant_ids": [], "credit_endpoint_ids": [], "credits": []},
+    ).fetchall()
+    return [Claim.from_row(row) for row in rows if row["action"] == "send"]
+
+
+def rescue(db: psycopg.Connection, max_lost: int = 3) -> list[tuple]:
+    return db.execute(queries["rescue_lost_attempts"], {"max_lost": max_lost, "empty_buckets": empty_buckets()}).fetchall()
 
 
 def state_of(db: psycopg.Connection, event_id: str) -> tuple[str, int]:
@@ -63,12 +73,18 @@ def test_claim_of_a_dead_worker_comes_back_after_its_lease(conninfo, db, tenant)
         assert len(mine) == 1 and state_of(db, accepted.id) == ("delivering", 1)
         asyncio.run(run_dispatcher_until(conninfo, lambda: state_of(db, accepted.id)[0] == "succeeded"))
         assert len(receiver.received()) == 1
-    assert state_of(db, accepted.id) == ("succeeded", 2)
+    # The lost attempt does not count: one attempt, one lost one.
+    assert state_of(db, accepted.id) == ("succeeded", 1)
+    assert db.execute("SELECT lost_attempts, lost_in_a_row FROM relay.deliveries WHERE event_id = %s",
+                      (accepted.id,)).fetchone() == (1, 0)
     log = db.execute(
-        "SELECT attempt_number, error_class, outcome::text FROM relay.attempts WHERE event_id = %s ORDER BY attempt_number",
+        "SELECT attempt_number, error_class, outcome::text, lost FROM relay.attempts WHERE event_id = %s"
+        " ORDER BY attempt_number",
         (accepted.id,),
     ).fetchall()
-    assert log == [(1, "lease_expired", "delivering"), (2, None, "succeeded")]  # the lost attempt is on record
+    assert log == [(1, "lease_expired", "pending", True), (2, None, "succeeded", False)]  # the lost one is on record
+    in_flight = db.execute("SELECT in_flight FROM relay.endpoints WHERE id = %s", (endpoint_id,)).fetchone()[0]
+    assert in_flight == 0  # the dead worker's slot came back with its lease
 
 
 def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo, db, tenant) -> None:
@@ -76,12 +92,16 @@ def test_a_late_result_from_an_expired_lease_does_not_move_the_delivery(conninfo
     add_endpoint(db, tenant_id)
     [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
     [first] = [c for c in claim_all(db, lease_margin=-3600) if c.event_id == accepted.id]
+    assert first.delivery_id in [row[1] for row in rescue(db)]
     [second] = [c for c in claim_all(db, lease_margin=30) if c.event_id == accepted.id]
     assert (first.attempt_number, second.attempt_number) == (1, 2)
+    assert (first.attempts, second.attempts) == (1, 1)  # the lost try gave its count back
     late = Outcome(first, AttemptResult(200, None, None, {}, "ok"), DeliveryState.SUCCEEDED, None, datetime.now(UTC), 5)
-    updated = db.execute(queries["record_outcomes"], record_params([late])).fetchall()
-    assert updated == []  # lost the race: the delivery belongs to the second claim now
-    assert state_of(db, accepted.id) == ("delivering", 2)
+    params = {**record_params([late]), **endpoint_params([late]), **rollup_params([]), **CircuitSettings().params(),
+              "fifo_tenant_ids": [], "fifo_endpoint_ids": [], "default_max_in_flight": 32}
+    recorded = db.execute(queries["record_outcomes"], params).fetchone()[0]
+    assert recorded == 0  # lost the race: the delivery belongs to the second claim now
+    assert state_of(db, accepted.id) == ("delivering", 1)
     logged = db.execute(
         "SELECT attempt_number, error_class, response_status FROM relay.attempts WHERE delivery_id = %s ORDER BY started_at",
         (first.delivery_id,),

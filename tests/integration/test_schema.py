@@ -15,7 +15,7 @@ def test_delivery_state_enum_matches_states_py(db: psycopg.Connection) -> None:
 def test_every_state_is_reachable_and_left_except_terminal() -> None:
     targets = {to for (_, to) in TRANSITIONS}
     assert set(DeliveryState) - {DeliveryState.PENDING} <= targets
-    assert sources_of(DeliveryState.DELIVERING) == (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.DELIVERING)
+    assert sources_of(DeliveryState.DELIVERING) == (DeliveryState.PENDING, DeliveryState.RETRYING)
 
 
 def test_claim_and_record_guards_use_states_from_states_py() -> None:
