@@ -29,7 +29,7 @@ from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.stats import tenant_stats
 from relay.db.pool import open_pool
-from relay.queue import use_database
+from relay.jobs import use_database
 from relay.settings import Settings
 from relay.urlguard import AddressPolicy
 

@@ -21,7 +21,7 @@ from relay.db.sql import fetch_one, queries
 from relay.db.tenants import Principal
 from relay.envelope import build_envelope
 from relay.ids import new_id
-from relay.queue import defer_verification
+from relay.jobs import defer_verification
 from relay.signing import new_secret
 
 PING = "relay.ping"

@@ -19,7 +19,7 @@ from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.sql import fetch_all, fetch_one, queries
 from relay.db.tenants import Principal
 from relay.ids import new_id
-from relay.queue import defer_verification
+from relay.jobs import defer_verification
 from relay.signing import new_secret
 from relay.urlguard import AddressPolicy, BlockedAddress
 from relay.webhook_url import normalise_webhook_url

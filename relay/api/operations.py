@@ -18,7 +18,7 @@ from relay.api.rows import from_row
 from relay.db.sql import fetch_one
 from relay.db.tenants import Principal
 from relay.ids import new_id
-from relay.queue import defer_operation
+from relay.jobs import defer_operation
 
 
 class OperationOut(msgspec.Struct):

@@ -14,7 +14,7 @@ from relay.db.pool import open_pool
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.recording import CircuitSettings
 from relay.delivery.sender import Sender
-from relay.queue import Resources, use_database
+from relay.jobs import Resources, use_database
 from relay.settings import Settings
 from relay.urlguard import AddressPolicy, describe
 

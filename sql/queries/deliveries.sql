@@ -514,3 +514,9 @@ ORDER BY endpoint_id, id DESC;
 -- name: wake_dispatchers
 -- Tell every dispatcher that deliveries are due (delivered when the transaction commits).
 SELECT pg_notify('relay_deliveries', '');
+
+-- name: queue_lag
+-- Age of the oldest due delivery (0 when none is waiting): the readiness check's figure.
+SELECT coalesce(extract(epoch FROM now() - min(first_due)), 0) AS queue_lag_seconds
+FROM relay.ready_lanes()
+WHERE first_due <= now();

@@ -24,8 +24,3 @@ SELECT max(version) FROM relay.schema_migrations;
 
 -- name: database_exists
 SELECT 1 FROM pg_database WHERE datname = %(name)s;
-
--- name: queue_lag
-SELECT coalesce(extract(epoch FROM now() - min(first_due)), 0) AS queue_lag_seconds
-FROM relay.ready_lanes()
-WHERE first_due <= now();

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from relay.db.pool import open_pool
-from relay.queue import app, disable_failing_endpoints
+from relay.jobs import app, disable_failing_endpoints
 from tests.integration.test_ingest import add_endpoint, event, ingest
 
 

@@ -1,4 +1,4 @@
-"""The procrastinate app and its jobs: `procrastinate --app=relay.queue.app <command>` inspects them.
+"""The procrastinate app and its jobs: `procrastinate --app=relay.jobs.app <command>` inspects them.
 
 Deliveries do not go through procrastinate (the deliveries table is their queue, see
 relay/delivery). procrastinate carries periodic duties and background jobs; they run
