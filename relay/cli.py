@@ -119,12 +119,21 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     if settings.allowed_networks is None:
         # Development delivers to receivers on this machine and the local network; production does not.
         settings = dataclasses.replace(settings, allowed_networks=parse_networks(",".join(DEV_NETWORKS)))
-        log.warning("relay.dev.ssrf_relaxed", allowed_networks=DEV_NETWORKS,
-                    note="relay dev delivers to loopback and private networks; relay api/worker refuse them unless RELAY_ALLOWED_NETWORKS allows")
+        log.warning(
+            "relay.dev.ssrf_relaxed",
+            allowed_networks=DEV_NETWORKS,
+            note="relay dev delivers to loopback and private networks; "
+            "relay api/worker refuse them unless RELAY_ALLOWED_NETWORKS allows",
+        )
     conninfo = resolve_database(settings)
     migrate(conninfo)
     where = "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL under {settings.home}"
-    log.info("relay.dev.started", api=f"http://{args.host}:{args.port}", database=where, docs=f"http://{args.host}:{args.port}/schema")
+    log.info(
+        "relay.dev.started",
+        api=f"http://{args.host}:{args.port}",
+        database=where,
+        docs=f"http://{args.host}:{args.port}/schema",
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -132,7 +141,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
             create_app(settings, conninfo), host=args.host, port=args.port, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
         install_stop_signals(stop)
         api = asyncio.create_task(server.serve())
         worker = asyncio.create_task(run_worker(settings, conninfo, stop, concurrency=args.concurrency))
@@ -174,10 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="Webhook delivery on PostgreSQL alone.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="run API and worker together (embedded PostgreSQL unless DATABASE_URL is set)")
+    dev = commands.add_parser(
+        "dev", help="run API and worker together (embedded PostgreSQL unless DATABASE_URL is set)"
+    )
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)")
+    dev.add_argument(
+        "--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)"
+    )
     dev.set_defaults(func=cmd_dev)
 
     api = commands.add_parser("api", help="run the HTTP API (needs DATABASE_URL)")
@@ -187,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = commands.add_parser("worker", help="run the delivery worker (needs DATABASE_URL)")
-    worker.add_argument("--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="in-flight deliveries (default RELAY_DISPATCH_CONCURRENCY)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations (needs DATABASE_URL)")
@@ -203,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_url = commands.add_parser("db-url", help="print the database URL (starts the embedded PostgreSQL if needed)")
     db_url.set_defaults(func=cmd_db_url)
 
-    psql = commands.add_parser("psql", help="open psql on Relay's database (the embedded one unless DATABASE_URL is set)")
+    psql = commands.add_parser(
+        "psql", help="open psql on Relay's database (the embedded one unless DATABASE_URL is set)"
+    )
     psql.add_argument("psql_args", nargs="*", metavar="PSQL_ARG", help="passed to psql as they are, e.g. -c 'select 1'")
     psql.set_defaults(func=cmd_psql)
 

@@ -1,4 +1,4 @@
-"""The delivered body: the Standard Webhooks envelope around the payload's exact bytes (F6)."""
+"""The delivered body: the Standard Webhooks envelope around the payload's exact bytes."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Route structlog and stdlib logging to stderr as JSON or console lines, through one renderer."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     numeric = _LEVELS.get(level.lower(), logging.INFO)
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -34,7 +34,11 @@ def read_access_token(secret: bytes, token: str) -> AccessClaims | None:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "tid", "typ"]})
     except jwt.PyJWTError:
         return None
-    if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("tid"), str):
+    if (
+        claims.get("typ") != "access"
+        or not isinstance(claims.get("sub"), str)
+        or not isinstance(claims.get("tid"), str)
+    ):
         return None
     return AccessClaims(user_id=claims["sub"], tenant_id=claims["tid"])
 

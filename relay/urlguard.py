@@ -62,12 +62,16 @@ class GuardedResolver(AbstractResolver):
         self._policy = policy
         self._inner = ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         permitted = [r for r in results if self._policy.permits(r["host"])]
         if not permitted:
             found = ", ".join(sorted({r["host"] for r in results}))
-            raise BlockedAddress(f"{host} resolves to {found}, which Relay does not deliver to (RELAY_ALLOWED_NETWORKS)")
+            raise BlockedAddress(
+                f"{host} resolves to {found}, which Relay does not deliver to (RELAY_ALLOWED_NETWORKS)"
+            )
         return permitted
 
     async def close(self) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from relay.bench.processes import ChildProcess, relay_command
+from relay.bench.processes import free_port as free_port  # re-exported: the tests take it from here
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -29,13 +29,6 @@ def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float
     return last
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def relay_env(conninfo: str, **extra: str) -> dict[str, str]:
     """Return an environment for a relay subprocess using `conninfo`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("RELAY_")}
@@ -43,31 +36,11 @@ def relay_env(conninfo: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class RelayProcess:
-    """A `relay …` subprocess whose output goes to a log file the test can read."""
+class RelayProcess(ChildProcess):
+    """A `relay …` subprocess (run from the repository) whose output goes to a log file the test can read."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relay", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO
-        )
-
-    def output(self) -> str:
-        """Return everything the process has printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        """Stop the process with SIGTERM (SIGKILL after `timeout`) and return its exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(relay_command(*args), env, log_path, cwd=REPO)
 
 
 def wait_for_http(url: str, proc: RelayProcess, timeout: float = 30) -> None:

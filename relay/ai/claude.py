@@ -1,4 +1,4 @@
-"""Claude through the anthropic SDK: structured JSON answers, validated, with a timeout; callers fall back to the rules."""
+"""Claude through the anthropic SDK: validated JSON answers within a timeout; callers fall back to the rules."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import msgspec
 
 T = TypeVar("T")
 
-_SECRETISH = re.compile(r"(whsec_[A-Za-z0-9+/=]+|rly_[A-Za-z0-9_-]+|rrt_[A-Za-z0-9_-]+|v1,[A-Za-z0-9+/=]{20,}|"
-                        r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|(?i:bearer)\s+\S+)")
+_SECRETISH = re.compile(
+    r"(whsec_[A-Za-z0-9+/=]+|rly_[A-Za-z0-9_-]+|rrt_[A-Za-z0-9_-]+|v1,[A-Za-z0-9+/=]{20,}|"
+    r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|(?i:bearer)\s+\S+)"
+)
 
 
 class ClaudeUnavailable(Exception):
@@ -50,7 +52,7 @@ class Claude:
             )
         except anthropic.APIError as exc:  # includes timeouts, connection errors and HTTP errors
             raise ClaudeUnavailable(f"{type(exc).__name__}") from None
-        text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text").strip()
+        text = "".join(block.text for block in message.content if isinstance(block, anthropic.types.TextBlock)).strip()
         text = text.removeprefix("```json").removeprefix("```").removesuffix("```").strip()
         try:
             return msgspec.json.decode(text, type=answer_type)

@@ -37,7 +37,7 @@ class Evidence(msgspec.Struct):
 
 
 class FailureAnalysis(msgspec.Struct):
-    """Why an endpoint fails, in plain language (F33)."""
+    """Why an endpoint fails, in plain language."""
 
     engine: Literal["rules", "claude"]
     endpoint_id: str

@@ -1,4 +1,4 @@
-"""`relay bench --scenario noisy-neighbour`: a quiet tenant's latency while another tenant's slow endpoint has a backlog.
+"""`relay bench --scenario noisy-neighbour`: a quiet tenant's latency beside another tenant's slow backlog.
 
 Tenant "noisy" gets one endpoint that answers correctly but slowly (`--slow-ms`, default
 5 s) and a backlog of `--backlog` events (default 1,500). While the workers grind
@@ -21,6 +21,7 @@ import psycopg
 
 from relay import __version__
 from relay.bench.receiver import Stats
+from relay.db.admin import server_version
 from relay.db.tenants import create_tenant
 
 
@@ -45,16 +46,23 @@ async def run_noisy_neighbour(args: argparse.Namespace, conninfo: str, procs, ap
     with psycopg.connect(conninfo, autocommit=True) as conn:
         _, noisy_key = create_tenant(conn, "noisy")
         _, quiet_key = create_tenant(conn, "quiet")
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        pg_version = server_version(conn)
     async with aiohttp.ClientSession() as session:
         await _wait_http(session, f"{api}/health")
         await _wait_http(session, f"{receiver}/stats")
-        noisy = await _post(session, f"{api}/v1/endpoints",
-                            {"url": f"{receiver}/slow/{args.slow_ms}/noisy", "timeout_seconds": 30}, noisy_key, 201)
+        noisy = await _post(
+            session,
+            f"{api}/v1/endpoints",
+            {"url": f"{receiver}/slow/{args.slow_ms}/noisy", "timeout_seconds": 30},
+            noisy_key,
+            201,
+        )
         await _post(session, f"{api}/v1/endpoints", {"url": f"{receiver}/hook/quiet"}, quiet_key, 201)
         say(args, f"noisy tenant: a backlog of {args.backlog} events to an endpoint answering in {args.slow_ms} ms ...")
         for start in range(0, args.backlog, 500):
-            events = [{"type": "bench.noisy", "payload": {"n": n}} for n in range(start, min(args.backlog, start + 500))]
+            events = [
+                {"type": "bench.noisy", "payload": {"n": n}} for n in range(start, min(args.backlog, start + 500))
+            ]
             await _post(session, f"{api}/v1/events/batch", {"events": events}, noisy_key, 202)
         deadline = time.monotonic() + 60
         while (await _stats(session, receiver, "noisy")).max_concurrent == 0:  # the backlog is being worked on

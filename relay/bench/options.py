@@ -8,7 +8,9 @@ import argparse
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the bench flags to `parser`."""
     parser.add_argument("--events", type=int, default=5000, help="events sent one per request (default 5000)")
-    parser.add_argument("--batch-events", type=int, default=20000, help="events sent through /v1/events/batch (default 20000)")
+    parser.add_argument(
+        "--batch-events", type=int, default=20000, help="events sent through /v1/events/batch (default 20000)"
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="events per batch request (default 500)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent ingest requests (default 32)")
     parser.add_argument("--fanout", type=int, default=1, help="endpoints each event is delivered to (default 1)")
@@ -17,20 +19,28 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload-bytes", type=int, default=256, help="approximate payload size (default 256)")
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     parser.add_argument(
-        "--no-rate-limit", action="store_true",
+        "--no-rate-limit",
+        action="store_true",
         help="turn the ingest rate limiter off (default: on, with a limit of 1,000,000 events/s that never binds)",
     )
     parser.add_argument(
-        "--stats", action="store_true",
+        "--stats",
+        action="store_true",
         help="instead: time /v1/stats, endpoint stats and /metrics on a generated 1,000,000-attempt database",
     )
     parser.add_argument(
-        "--scenario", choices=("throughput", "noisy-neighbour"), default="throughput",
+        "--scenario",
+        choices=("throughput", "noisy-neighbour"),
+        default="throughput",
         help="throughput (default): ingest, live delivery and drain figures; noisy-neighbour: a quiet tenant's "
-             "latency while another tenant's slow endpoint has a backlog",
+        "latency while another tenant's slow endpoint has a backlog",
     )
     parser.add_argument("--backlog", type=int, default=1500, help="noisy-neighbour: the slow endpoint's backlog (1500)")
-    parser.add_argument("--slow-ms", type=int, default=5000, help="noisy-neighbour: the slow endpoint's answer time (5000)")
-    parser.add_argument("--quiet-events", type=int, default=100, help="noisy-neighbour: the quiet tenant's events (100)")
+    parser.add_argument(
+        "--slow-ms", type=int, default=5000, help="noisy-neighbour: the slow endpoint's answer time (5000)"
+    )
+    parser.add_argument(
+        "--quiet-events", type=int, default=100, help="noisy-neighbour: the quiet tenant's events (100)"
+    )
     parser.add_argument("--quiet-rate", type=float, default=10.0, help="noisy-neighbour: quiet events per second (10)")
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -6,31 +6,25 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
 import psycopg
 
 from relay import __version__
+from relay.bench.processes import ChildProcess, free_port, relay_command
 from relay.bench.receiver import Stats
-from relay.db.admin import create_database
+from relay.db.admin import create_database, server_version
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
 from relay.settings import Settings
 
 BENCH_DB = "relay_bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -68,26 +62,21 @@ class Processes:
         if not rate_limited:
             self.env["RELAY_INGEST_RATE_LIMIT"] = "0"
         self.logs = logs
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, ChildProcess] = {}
 
     def start(self, name: str, args: list[str]) -> None:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
-        self.procs[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = ChildProcess(args, self.env, self.logs / f"{name}.log")
 
     def relay(self, name: str, *args: str) -> None:
-        self.start(name, [sys.executable, "-m", "relay", *args])
+        self.start(name, relay_command(*args))
 
     def stop(self, prefix: str = "") -> None:
-        for name, proc in list(self.procs.items()):
-            if name.startswith(prefix):
-                proc.terminate()
-        for name, proc in list(self.procs.items()):
-            if name.startswith(prefix):
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                del self.procs[name]
+        stopping = {name: proc for name, proc in self.procs.items() if name.startswith(prefix)}
+        for proc in stopping.values():
+            proc.terminate()  # all at once, then wait for each
+        for name, proc in stopping.items():
+            proc.stop()
+            del self.procs[name]
 
 
 async def _wait_http(session: aiohttp.ClientSession, url: str, timeout: float = 30) -> None:
@@ -140,9 +129,9 @@ async def _wait_received(session, base: str, expected: int, timeout: float) -> S
         await asyncio.sleep(0.2)
 
 
-async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> dict[str, object]:
-    api_port = args.port or _free_port()
-    receiver_port = _free_port()
+async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> dict[str, Any]:
+    api_port = args.port or free_port()
+    receiver_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
     receiver = f"http://127.0.0.1:{receiver_port}"
     procs.start("receiver", [sys.executable, "-m", "relay.bench.receiver", str(receiver_port)])
@@ -155,7 +144,7 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
     start_workers()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         _, api_key = create_tenant(conn, "bench")
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        pg_version = server_version(conn)
     headers = {"Authorization": f"Bearer {api_key}", "content-type": "application/json"}
     filler = "x" * max(0, args.payload_bytes - 40)
     connector = aiohttp.TCPConnector(limit=max(args.concurrency, 8))
@@ -175,14 +164,15 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
 
         # 1. Single-event requests, with the workers delivering at the same time.
         singles = [
-            msgspec.json.encode({"type": "bench.single", "payload": {"n": i, "filler": filler}}) for i in range(args.events)
+            msgspec.json.encode({"type": "bench.single", "payload": {"n": i, "filler": filler}})
+            for i in range(args.events)
         ]
         say(args, f"single-event ingest: {args.events} events, {args.concurrency} concurrent requests ...")
         single_s, single_lat, _ = await _ingest(session, f"{api}/v1/events", singles, args.concurrency, headers)
         single_deliveries = args.events * args.fanout
         stats = await _wait_received(session, receiver, single_deliveries, timeout=120)
         e2e = stats.latencies_ms
-        live_rate = stats.received / (stats.last_at - stats.first_at) if stats.received > 1 else 0.0
+        live_rate = stats.received / (stats.last_at - stats.first_at) if stats.last_at and stats.first_at else 0.0
 
         # 2. Batch requests with the workers stopped: a clean ingest figure, and a backlog to drain.
         procs.stop("worker-")
@@ -191,8 +181,12 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
         batch_count = max(1, args.batch_events // args.batch_size)
         batches = [
             msgspec.json.encode(
-                {"events": [{"type": "bench.batch", "payload": {"n": b * args.batch_size + i, "filler": filler}}
-                            for i in range(args.batch_size)]}
+                {
+                    "events": [
+                        {"type": "bench.batch", "payload": {"n": b * args.batch_size + i, "filler": filler}}
+                        for i in range(args.batch_size)
+                    ]
+                }
             )
             for b in range(batch_count)
         ]
@@ -237,10 +231,10 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
     }
 
 
-async def _noisy(args: argparse.Namespace, conninfo: str, procs: Processes) -> dict[str, object]:
+async def _noisy(args: argparse.Namespace, conninfo: str, procs: Processes) -> dict[str, Any]:
     from relay.bench.noisy import run_noisy_neighbour
 
-    api_port, receiver_port = args.port or _free_port(), _free_port()
+    api_port, receiver_port = args.port or free_port(), free_port()
     procs.env["RELAY_INGEST_RATE_LIMIT"] = "0"  # the backlog goes in as fast as it can
     procs.start("receiver", [sys.executable, "-m", "relay.bench.receiver", str(receiver_port)])
     procs.relay("api", "api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", str(args.api_workers))

@@ -27,7 +27,8 @@ _LOAD = [
     """INSERT INTO relay.events (id, tenant_id, type, body, created_at)
        SELECT 'evt_' || lpad(to_hex(g), 32, '0'), {t}, 'a.b', '{{}}'::bytea, now() - (g % 86400) * interval '1 second'
        FROM generate_series(1, 500000) g""",
-    """INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, attempts, completed_at, created_at)
+    """INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, attempts,
+                                    completed_at, created_at)
        SELECT 'dlv_' || lpad(to_hex(g), 32, '0'), {t}, 'evt_' || lpad(to_hex(g), 32, '0'),
               'ep_' || lpad(to_hex(1 + g % 20), 32, '0'), 'a.b',
               CASE WHEN g % 10 = 0 THEN 'dead'::relay.delivery_state ELSE 'succeeded' END, 2, now(),
@@ -43,9 +44,11 @@ _LOAD = [
        FROM generate_series(0, 999999) g""",
     """INSERT INTO relay.delivery_rollups (tenant_id, endpoint_id, hour, attempts, succeeded, failed_attempts, dead,
                                           duration_ms_sum, latency_buckets)
-       SELECT tenant_id, endpoint_id, date_trunc('hour', started_at), count(*), count(*) FILTER (WHERE error_class IS NULL),
+       SELECT tenant_id, endpoint_id, date_trunc('hour', started_at), count(*),
+              count(*) FILTER (WHERE error_class IS NULL),
               count(*) FILTER (WHERE error_class IS NOT NULL), 0, sum(duration_ms),
-              ARRAY[0, count(*) FILTER (WHERE duration_ms <= 25), count(*) FILTER (WHERE duration_ms > 25 AND duration_ms <= 50),
+              ARRAY[0, count(*) FILTER (WHERE duration_ms <= 25),
+                    count(*) FILTER (WHERE duration_ms > 25 AND duration_ms <= 50),
                     count(*) FILTER (WHERE duration_ms > 50 AND duration_ms <= 100),
                     count(*) FILTER (WHERE duration_ms > 100 AND duration_ms <= 250),
                     count(*) FILTER (WHERE duration_ms > 250), 0, 0, 0, 0, 0, 0, 0]
@@ -64,12 +67,19 @@ def run_stats_bench(settings: Settings, server_url: str) -> dict[str, object]:
         for statement in _LOAD:
             conn.execute(statement.format(t="'" + tenant_id + "'"))
         load_seconds = time.perf_counter() - started
-    result: dict[str, object] = {"attempts": 1_000_000, "deliveries": 500_000, "events": 500_000,
-                                 "load_seconds": round(load_seconds, 1)}
+    result: dict[str, object] = {
+        "attempts": 1_000_000,
+        "deliveries": 500_000,
+        "events": 500_000,
+        "load_seconds": round(load_seconds, 1),
+    }
     headers = {"Authorization": f"Bearer {api_key}"}
     with TestClient(create_app(dataclasses.replace(settings, ingest_rate_limit=0), url)) as api:
-        for name, path in (("stats", "/v1/stats"), ("endpoint_stats", f"/v1/endpoints/ep_{'0' * 31}1/stats"),
-                           ("metrics", "/metrics")):
+        for name, path in (
+            ("stats", "/v1/stats"),
+            ("endpoint_stats", f"/v1/endpoints/ep_{'0' * 31}1/stats"),
+            ("metrics", "/metrics"),
+        ):
             times = []
             for _ in range(20):
                 begun = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Users and their refresh tokens: register, log in, rotate, revoke (F21)."""
+"""Users and their refresh tokens: register, log in, rotate, revoke."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ async def register(conn: AsyncConnection, email: str, password: str, tenant_name
             tenant_id = new_id("ten")
             await conn.execute(queries["create_tenant"], {"id": tenant_id, "name": tenant_name})
             row = await fetch_one(
-                conn, "insert_user",
+                conn,
+                "insert_user",
                 {"id": new_id("usr"), "tenant_id": tenant_id, "email": email, "password_hash": password_hash},
             )
             if row is None:
@@ -56,7 +57,9 @@ async def authenticate_password(conn: AsyncConnection, email: str, password: str
     return Account(row["id"], row["tenant_id"], row["email"])
 
 
-async def issue_refresh_token(conn: AsyncConnection, account: Account, ttl_seconds: float, family_id: str | None = None) -> str:
+async def issue_refresh_token(
+    conn: AsyncConnection, account: Account, ttl_seconds: float, family_id: str | None = None
+) -> str:
     """Store a new refresh token (hashed) and return it; a login starts a new family."""
     token = new_refresh_token()
     await conn.execute(

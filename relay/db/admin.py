@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from relay.db.sql import queries
 
 
+def server_version(conn: psycopg.Connection) -> str:
+    """Return the server's version string (for reports)."""
+    row = conn.cursor(row_factory=dict_row).execute(queries["server_version"]).fetchone()
+    return row["server_version"] if row else "unknown"
+
+
 def database_url(server_url: str, name: str) -> str:
     """Return `server_url` pointed at database `name`."""
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
 
 
 def create_database(server_url: str, name: str, *, fresh: bool = False) -> str:

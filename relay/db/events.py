@@ -1,4 +1,4 @@
-"""Events: store them with their fan-out in one statement, with idempotency (F1, F2, F3)."""
+"""Events: store them with their fan-out in one statement, with idempotency."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
         originals = {
             row["idempotency_key"]: row
             for row in await fetch_all(
-                conn, "events_by_idempotency_key", {"tenant_id": tenant_id, "keys": [e.idempotency_key for e in replayed]}
+                conn,
+                "events_by_idempotency_key",
+                {"tenant_id": tenant_id, "keys": [e.idempotency_key for e in replayed]},
             )
         }
         for index, event in enumerate(events):

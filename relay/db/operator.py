@@ -1,4 +1,4 @@
-"""Operational webhooks (F32): `endpoint.disabled` and `delivery.dead` sent to the operator's URL.
+"""Operational webhooks: `endpoint.disabled` and `delivery.dead` sent to the operator's URL.
 
 They travel through Relay's own delivery engine: a built-in operator tenant owns one
 endpoint (RELAY_OPERATOR_WEBHOOK_URL, signed with RELAY_OPERATOR_WEBHOOK_SECRET), and each
@@ -34,11 +34,18 @@ async def configure_operator_endpoint(conn: AsyncConnection, url: str | None, se
         if url and secret:
             await conn.execute(
                 queries["ensure_operator_endpoint"],
-                {"tenant_id": OPERATOR_TENANT, "id": OPERATOR_ENDPOINT, "url": url, "secret": secret,
-                 "headers": Jsonb({})},
+                {
+                    "tenant_id": OPERATOR_TENANT,
+                    "id": OPERATOR_ENDPOINT,
+                    "url": url,
+                    "secret": secret,
+                    "headers": Jsonb({}),
+                },
             )
         else:
-            await conn.execute(queries["disable_operator_endpoint"], {"tenant_id": OPERATOR_TENANT, "id": OPERATOR_ENDPOINT})
+            await conn.execute(
+                queries["disable_operator_endpoint"], {"tenant_id": OPERATOR_TENANT, "id": OPERATOR_ENDPOINT}
+            )
 
 
 async def emit(conn: AsyncConnection, event_type: str, items: list[dict[str, Any]]) -> None:
@@ -52,10 +59,17 @@ async def emit(conn: AsyncConnection, event_type: str, items: list[dict[str, Any
             continue  # never report on the operator's own deliveries: no loops
         event_id = new_id("evt")
         payload = msgspec.json.encode(item)
-        events.append(NewEvent(
-            id=event_id, type=event_type, channels=(), body=build_envelope(event_id, event_type, now, payload),
-            idempotency_key=None, endpoint_id=OPERATOR_ENDPOINT, created_at=now,
-            request_hash=request_hash(event_type, payload, (), OPERATOR_ENDPOINT),
-        ))
+        events.append(
+            NewEvent(
+                id=event_id,
+                type=event_type,
+                channels=(),
+                body=build_envelope(event_id, event_type, now, payload),
+                idempotency_key=None,
+                endpoint_id=OPERATOR_ENDPOINT,
+                created_at=now,
+                request_hash=request_hash(event_type, payload, (), OPERATOR_ENDPOINT),
+            )
+        )
     if events:
         await insert_events(conn, OPERATOR_TENANT, events)

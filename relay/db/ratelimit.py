@@ -1,4 +1,4 @@
-"""Ingest rate limits per API key, counted in PostgreSQL so every API replica shares them (F24)."""
+"""Ingest rate limits per API key, counted in PostgreSQL so every API replica shares them."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ async def spend(conn: AsyncConnection, subject: str, cost: int, limit: int) -> A
     cursor = await conn.execute(
         queries["spend_rate_limit"], {"subject": subject, "shard": random.randrange(SHARDS), "cost": cost}
     )
-    used_before, resets_in = await cursor.fetchone()
+    row = await cursor.fetchone()
+    assert row is not None  # an upsert … RETURNING always returns its row
+    used_before, resets_in = row
     used = used_before + cost
     return Allowance(
         allowed=used <= limit,

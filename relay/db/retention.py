@@ -1,4 +1,4 @@
-"""Retention (F30): remove events, deliveries and attempts older than the retention age, in small batches."""
+"""Retention: remove events, deliveries and attempts older than the retention age, in small batches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classify one attempt's result and decide the delivery's next state (F9, F11)."""
+"""Classify one attempt's result and decide the delivery's next state."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class ErrorClass(enum.StrEnum):
     NETWORK = "network"  # DNS failure, refused or reset connection
     TIMEOUT = "timeout"  # no complete response within the endpoint's timeout
     TLS = "tls"  # handshake or certificate failure
-    REDIRECT = "redirect"  # 3xx: redirects are not followed (F9)
+    REDIRECT = "redirect"  # 3xx: redirects are not followed
     SERVER_ERROR = "server_error"  # 5xx
     RATE_LIMITED = "rate_limited"  # 429
     CLIENT_ERROR = "client_error"  # 4xx other than the retryable ones
@@ -29,10 +29,12 @@ class ErrorClass(enum.StrEnum):
     BLOCKED = "blocked"  # the address is not allowed (SSRF guard): permanent
     LEASE_EXPIRED = "lease_expired"  # the worker died mid-attempt: Relay lost it (logged by the rescue, never here)
     INVALID_REQUEST = "invalid_request"  # the request cannot be built (a URL or header the client refuses): permanent
-    INTERNAL_ERROR = "internal_error"  # an unexpected error inside Relay while sending: retried, not the endpoint's fault
+    INTERNAL_ERROR = (
+        "internal_error"  # an unexpected error inside Relay while sending: retried, not the endpoint's fault
+    )
 
 
-# 4xx statuses that mean "try again later" rather than "this will never work" (F11).
+# 4xx statuses that mean "try again later" rather than "this will never work".
 RETRYABLE_4XX = frozenset({408, 425, 429})
 
 
@@ -126,7 +128,9 @@ def retry_after_seconds(result: AttemptResult, now: float | None = None) -> floa
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def next_state(result: AttemptResult, attempts_made: int, schedule: tuple[float, ...]) -> tuple[DeliveryState, float | None]:
+def next_state(
+    result: AttemptResult, attempts_made: int, schedule: tuple[float, ...]
+) -> tuple[DeliveryState, float | None]:
     """Return the state the delivery moves to after this attempt, and the delay before the next one.
 
     A Retry-After on 429/503 replaces the scheduled delay, clamped to the schedule's

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from relay.db import operator
 from relay.db.rollups import rollup_params
-from relay.db.sql import queries
+from relay.db.sql import fetch_one, queries
 from relay.delivery.concurrency import Signal, adjustment, signal_of
 from relay.delivery.outcome import AttemptResult, counts_against_endpoint, dead_reason
 from relay.delivery.sender import Claim
@@ -58,8 +58,8 @@ async def write_outcomes(
     }
     gone = _keys([o for o in batch if o.result.status == 410])
     async with conn.transaction():
-        cursor = await conn.execute(queries["record_outcomes"], params)
-        recorded = (await cursor.fetchone())[0]
+        row = await fetch_one(conn, "record_outcomes", params)
+        recorded = row["recorded"] if row else 0
         if gone["endpoint_ids"]:
             await conn.execute(queries["disable_endpoints"], {**gone, "reason": "gone"})
             log.warning("endpoint.disabled", reason="gone", endpoint_ids=gone["endpoint_ids"])

@@ -1,4 +1,4 @@
-"""Replay: send finished deliveries again as new deliveries (F12, F13), one by one or in bulk."""
+"""Replay: send finished deliveries again as new deliveries, one by one or in bulk."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ async def run_operation(pool: AsyncConnectionPool, tenant_id: str, operation_id:
         if operation is None or operation["status"] in ("succeeded", "failed"):
             return
         scope = {"tenant_id": tenant_id, "cutoff": operation["cutoff"], **operation_filter(operation)}
-        total = (await (await conn.execute(queries["count_dead_letter"], scope)).fetchone())[0]
+        counted = await fetch_one(conn, "count_dead_letter", scope)
+        total = counted["total"] if counted else 0
         await conn.execute(queries["start_operation"], {"tenant_id": tenant_id, "id": operation_id, "total": total})
     after = ""
     try:
@@ -70,7 +71,12 @@ async def run_operation(pool: AsyncConnectionPool, tenant_id: str, operation_id:
                 made = await replay_deliveries(conn, tenant_id, ids, operation_id)
                 await conn.execute(
                     queries["advance_operation"],
-                    {"tenant_id": tenant_id, "id": operation_id, "replayed": len(made), "skipped": len(ids) - len(made)},
+                    {
+                        "tenant_id": tenant_id,
+                        "id": operation_id,
+                        "replayed": len(made),
+                        "skipped": len(ids) - len(made),
+                    },
                 )
                 after = ids[-1]
     except Exception as exc:
@@ -82,6 +88,7 @@ async def run_operation(pool: AsyncConnectionPool, tenant_id: str, operation_id:
         raise
     async with pool.connection() as conn:
         await conn.execute(
-            queries["finish_operation"], {"tenant_id": tenant_id, "id": operation_id, "status": "succeeded", "error": None}
+            queries["finish_operation"],
+            {"tenant_id": tenant_id, "id": operation_id, "status": "succeeded", "error": None},
         )
     log.info("operation.finished", tenant_id=tenant_id, operation_id=operation_id, total=total)

@@ -138,13 +138,15 @@ class Sender:
             # The client refused the URL or a header before anything went on the wire.
             return AttemptResult(None, ErrorClass.INVALID_REQUEST, f"cannot build the request: {_one_line(exc)}")
         except Exception as exc:  # noqa: BLE001 - every failure on the wire is an attempt outcome
-            error_class = from_exception(exc)
-            return AttemptResult(None, error_class, _describe(exc, error_class, claim.timeout_ms))
+            failure = from_exception(exc)
+            return AttemptResult(None, failure, _describe(exc, failure, claim.timeout_ms))
         error_class = from_status(response.status_code)
         return AttemptResult(
             status=response.status_code,
             error_class=error_class,
-            error_message=None if error_class is None else f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+            error_message=None
+            if error_class is None
+            else f"HTTP {response.status_code} {response.reason_phrase}".strip(),
             response_headers=dict(response.headers),
             response_body=body,
         )

@@ -1,4 +1,4 @@
-"""Endpoint verification (F19): Relay POSTs a challenge; the endpoint must echo it before it gets events."""
+"""Endpoint verification: Relay POSTs a challenge; the endpoint must echo it before it gets events."""
 
 from __future__ import annotations
 
@@ -45,17 +45,30 @@ async def verify_endpoint(pool: AsyncConnectionPool, sender: Sender, tenant_id: 
     challenge = secrets.token_urlsafe(24)
     event_id = new_id("evt")
     claim = Claim(
-        delivery_id="", tenant_id=tenant_id, event_id=event_id, endpoint_id=endpoint_id, attempts=1, attempt_number=1, in_flight=1, concurrency_level=1.0, concurrency_threshold=None,
-        url=endpoint["url"], secret=endpoint["secret"], previous_secret=None,
-        legacy_signature=endpoint["legacy_signature"], headers=endpoint["headers"],
-        timeout_ms=endpoint["timeout_ms"], retry_schedule=None, fifo=False,
+        delivery_id="",
+        tenant_id=tenant_id,
+        event_id=event_id,
+        endpoint_id=endpoint_id,
+        attempts=1,
+        attempt_number=1,
+        in_flight=1,
+        concurrency_level=1.0,
+        concurrency_threshold=None,
+        url=endpoint["url"],
+        secret=endpoint["secret"],
+        previous_secret=None,
+        legacy_signature=endpoint["legacy_signature"],
+        headers=endpoint["headers"],
+        timeout_ms=endpoint["timeout_ms"],
+        retry_schedule=None,
+        fifo=False,
         body=challenge_body(event_id, challenge),
     )
     result = await sender.send(claim)
     if result.error_class is None and echoed(result.response_body, challenge):
         verdict, error = "verified", None
     elif result.error_class is None:
-        verdict, error = "failed", "the response did not echo the challenge as {\"challenge\": \"…\"}"
+        verdict, error = "failed", 'the response did not echo the challenge as {"challenge": "…"}'
     else:
         verdict, error = "failed", result.error_message
     async with pool.connection() as conn:

@@ -50,13 +50,7 @@ WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s AND NOT lost
 -- name: baseline_figures
 -- The endpoint's own history before the recent window, from rollups.
 SELECT coalesce(sum(attempts), 0)::bigint AS attempts, coalesce(sum(failed_attempts), 0)::bigint AS failures,
-       (SELECT coalesce(array_agg(total ORDER BY i), '{}')
-        FROM (SELECT i, sum(b)::bigint AS total
-              FROM relay.delivery_rollups r2, unnest(r2.latency_buckets) WITH ORDINALITY AS x (b, i)
-              WHERE r2.tenant_id = %(tenant_id)s AND r2.endpoint_id = %(endpoint_id)s
-                AND r2.hour >= now() - make_interval(secs => %(history)s)
-                AND r2.hour < date_trunc('hour', now() - make_interval(secs => %(window)s))
-              GROUP BY i) AS per_bucket) AS buckets
+       relay.sum_buckets(latency_buckets) AS buckets
 FROM relay.delivery_rollups
 WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s
   AND hour >= now() - make_interval(secs => %(history)s)

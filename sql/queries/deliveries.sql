@@ -351,7 +351,7 @@ WITH outcome AS (
         failed_attempts = r.failed_attempts + excluded.failed_attempts,
         dead = r.dead + excluded.dead,
         duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum,
-        latency_buckets = ARRAY(SELECT a + b FROM unnest(r.latency_buckets, excluded.latency_buckets) AS x (a, b))
+        latency_buckets = relay.add_buckets(r.latency_buckets, excluded.latency_buckets)
 )
 SELECT count(*) AS recorded FROM moved;
 
@@ -396,10 +396,7 @@ SELECT tenant_id, id, url FROM relay.endpoints
 WHERE enabled AND deleted_at IS NULL AND failing_since < %(cutoff)s;
 
 -- name: list_deliveries
-SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
-       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
-       last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
-FROM relay.deliveries
+SELECT * FROM relay.delivery_reads
 WHERE tenant_id = %(tenant_id)s
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
   AND (%(state)s::relay.delivery_state IS NULL OR state = %(state)s::relay.delivery_state)
@@ -413,12 +410,8 @@ LIMIT %(limit)s;
 
 -- name: list_dead_letter
 -- Dead deliveries not yet replayed or discarded.
-SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
-       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
-       last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
-FROM relay.deliveries
+SELECT * FROM relay.dead_letter
 WHERE tenant_id = %(tenant_id)s
-  AND state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
   AND (%(event_type)s::text IS NULL OR event_type = %(event_type)s)
@@ -434,17 +427,11 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 RETURNING id;
 
 -- name: get_delivery
-SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
-       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
-       last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
-FROM relay.deliveries
+SELECT * FROM relay.delivery_reads
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: deliveries_of_event
-SELECT id, event_id, endpoint_id, event_type, state, attempts, lost_attempts, dead_reason,
-       nullif(next_attempt_at, 'infinity') AS next_attempt_at, last_attempt_at,
-       last_status, last_error, held_by, replay_of, replayed_at, created_at, updated_at, completed_at
-FROM relay.deliveries
+SELECT * FROM relay.delivery_reads
 WHERE tenant_id = %(tenant_id)s AND event_id = %(event_id)s
 ORDER BY seq;
 
@@ -483,9 +470,8 @@ SELECT m.id, m.replay_of FROM made m LEFT JOIN wake ON true ORDER BY m.replay_of
 -- The next chunk of a bulk operation: dead deliveries matching its filter that were dead
 -- before the operation began, after `after` in id order.
 SELECT d.id
-FROM relay.deliveries d
-WHERE d.tenant_id = %(tenant_id)s AND d.state = 'dead' AND d.discarded_at IS NULL
-  AND d.replayed_at IS NULL AND d.completed_at <= %(cutoff)s
+FROM relay.dead_letter d
+WHERE d.tenant_id = %(tenant_id)s AND d.completed_at <= %(cutoff)s
   AND d.id > %(after)s
   AND (%(endpoint_id)s::text IS NULL OR d.endpoint_id = %(endpoint_id)s)
   AND (%(event_type)s::text IS NULL OR d.event_type = %(event_type)s)
@@ -495,10 +481,9 @@ ORDER BY d.id
 LIMIT %(limit)s;
 
 -- name: count_dead_letter
-SELECT count(*)
-FROM relay.deliveries d
-WHERE d.tenant_id = %(tenant_id)s AND d.state = 'dead' AND d.discarded_at IS NULL
-  AND d.replayed_at IS NULL AND d.completed_at <= %(cutoff)s
+SELECT count(*) AS total
+FROM relay.dead_letter d
+WHERE d.tenant_id = %(tenant_id)s AND d.completed_at <= %(cutoff)s
   AND (%(endpoint_id)s::text IS NULL OR d.endpoint_id = %(endpoint_id)s)
   AND (%(event_type)s::text IS NULL OR d.event_type = %(event_type)s)
   AND (%(since)s::timestamptz IS NULL OR d.created_at >= %(since)s)

@@ -5,10 +5,7 @@ SELECT coalesce(sum(attempts), 0)::bigint AS attempts,
        coalesce(sum(failed_attempts), 0)::bigint AS failed_attempts,
        coalesce(sum(dead), 0)::bigint AS dead,
        coalesce(sum(duration_ms_sum), 0)::bigint AS duration_ms_sum,
-       (SELECT coalesce(array_agg(total ORDER BY i), '{}')
-        FROM (SELECT i, sum(b)::bigint AS total
-              FROM relay.delivery_rollups, unnest(latency_buckets) WITH ORDINALITY AS x (b, i)
-              GROUP BY i) AS per_bucket) AS buckets,
+       relay.sum_buckets(latency_buckets) AS buckets,
        (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM relay.events_seq_seq) AS events_ingested,
        coalesce(sum(lost_attempts), 0)::bigint AS lost_attempts,
        (SELECT count(*) FROM relay.deliveries
@@ -26,12 +23,7 @@ SELECT coalesce(sum(attempts), 0)::bigint AS attempts,
        coalesce(sum(failed_attempts), 0)::bigint AS failed_attempts,
        coalesce(sum(dead), 0)::bigint AS dead,
        coalesce(sum(lost_attempts), 0)::bigint AS lost_attempts,
-       (SELECT coalesce(array_agg(total ORDER BY i), '{}')
-        FROM (SELECT i, sum(b)::bigint AS total
-              FROM relay.delivery_rollups r2, unnest(r2.latency_buckets) WITH ORDINALITY AS x (b, i)
-              WHERE r2.tenant_id = %(tenant_id)s AND r2.hour >= date_trunc('hour', %(since)s::timestamptz)
-                AND (%(endpoint_id)s::text IS NULL OR r2.endpoint_id = %(endpoint_id)s)
-              GROUP BY i) AS per_bucket) AS buckets
+       relay.sum_buckets(latency_buckets) AS buckets
 FROM relay.delivery_rollups
 WHERE tenant_id = %(tenant_id)s AND hour >= date_trunc('hour', %(since)s::timestamptz)
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s);

@@ -19,8 +19,8 @@ WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying', 'delivering
 GROUP BY state;
 
 -- name: dead_letter_size
-SELECT count(*) AS n FROM relay.deliveries
-WHERE tenant_id = %(tenant_id)s AND state = 'dead' AND replayed_at IS NULL AND discarded_at IS NULL
+SELECT count(*) AS n FROM relay.dead_letter
+WHERE tenant_id = %(tenant_id)s
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s);
 
 -- name: recent_failures
