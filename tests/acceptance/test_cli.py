@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import httpx
+import jsonschema
 import pytest
 import yaml
 
@@ -28,9 +29,22 @@ def relay_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    # tests/data/compose-spec.json: the official schema (compose-spec/compose-spec, schema/compose-spec.json).
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=str)
+    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
 def test_compose_has_the_documented_services() -> None:
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     services = compose["services"]
+    built = {name: service for name, service in services.items() if "build" in service}
+    assert set(built) == {"migrate", "api", "worker"}
+    assert len({service["image"] for service in built.values()}) == 1, "the services built from . share one image"
+    assert services["api"]["restart"] == services["worker"]["restart"] == "unless-stopped"
+    assert "/health/ready" in " ".join(services["api"]["healthcheck"]["test"])
     assert {"postgres", "migrate", "api", "worker"} <= set(services)
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in ("api", "worker"):
