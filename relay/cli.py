@@ -141,7 +141,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
             create_app(settings, conninfo), host=args.host, port=args.port, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         install_stop_signals(stop)
         api = asyncio.create_task(server.serve())
         worker = asyncio.create_task(run_worker(settings, conninfo, stop, concurrency=args.concurrency))

@@ -13,8 +13,3 @@ def new_id(prefix: str) -> str:
     """
     return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
-
-def looks_like(prefix: str, value: str) -> bool:
-    """Tell whether `value` has the shape of an id with this prefix (cheap check before a lookup)."""
-    body = value[len(prefix) + 1 :]
-    return value.startswith(prefix + "_") and len(body) == 32 and all(c in "0123456789abcdef" for c in body)

@@ -70,7 +70,7 @@ def auth(tenant: tuple[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tenant[1]}"}
 
 
-_TIERS = {"unit": 0, "integration": 1, "acceptance": 2}
+_TIERS = {"unit": 0, "integration": 1, "migration": 2, "acceptance": 3}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,8 +22,7 @@ from relay.db.accounts import (
     revoke_refresh_family,
     rotate_refresh_token,
 )
-from relay.db.sql import fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 from relay.tokens import issue_access_token
 
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+\.[^@ \t\r\n]+$")]
@@ -84,7 +83,9 @@ class Me(msgspec.Struct):
 _NO_AUTH: list[dict[str, list[str]]] = []
 
 
-async def _tokens(request: Request, conn: AsyncConnection, account: Account, refresh_token: str | None = None) -> Tokens:
+async def _tokens(
+    request: Request, conn: AsyncConnection, account: Account, refresh_token: str | None = None
+) -> Tokens:
     settings = request.app.state.settings
     refresh = refresh_token or await issue_refresh_token(conn, account, settings.refresh_token_ttl_seconds)
     return Tokens(
@@ -107,7 +108,9 @@ class AccountController(Controller):
 
     @post("/register", operation_id="register", status_code=201, security=_NO_AUTH,
           responses=problem_responses(400, 403, 409))
-    async def register(self, request: Request, conn: NamedDependency[AsyncConnection], data: JSONBody[Registration]) -> Tokens:
+    async def register(
+        self, request: Request, conn: NamedDependency[AsyncConnection], data: JSONBody[Registration]
+    ) -> Tokens:
         """Create an account and its tenant; answers with tokens. 403 when sign-up is turned off."""
         if not request.app.state.settings.signup_enabled:
             raise Problem(403, "Sign-up is turned off on this Relay; ask its operator for an API key.")
@@ -126,12 +129,17 @@ class AccountController(Controller):
         return await _tokens(request, conn, account)
 
     @post("/refresh", operation_id="refresh", status_code=200, security=_NO_AUTH, responses=problem_responses(400, 401))
-    async def refresh(self, request: Request, conn: NamedDependency[AsyncConnection], data: JSONBody[RefreshRequest]) -> Tokens:
+    async def refresh(
+        self, request: Request, conn: NamedDependency[AsyncConnection], data: JSONBody[RefreshRequest]
+    ) -> Tokens:
         """Spend a refresh token for a new access token and a new refresh token (the old one stops working)."""
+        ttl = request.app.state.settings.refresh_token_ttl_seconds
         try:
-            rotated = await rotate_refresh_token(conn, data.refresh_token, request.app.state.settings.refresh_token_ttl_seconds)
+            rotated = await rotate_refresh_token(conn, data.refresh_token, ttl)
         except RefreshReused:
-            raise Problem(401, "This refresh token was already used; every session of that login is now revoked.") from None
+            raise Problem(
+                401, "This refresh token was already used; every session of that login is now revoked."
+            ) from None
         if rotated is None:
             raise Problem(401, "The refresh token is not valid, has expired or was revoked.")
         account, next_token = rotated
@@ -144,12 +152,13 @@ class AccountController(Controller):
             raise Problem(401, "The refresh token is not valid.")
 
     @get("/me", operation_id="me", responses=problem_responses(401))
-    async def me(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection]) -> Me:
+    async def me(self, db: NamedDependency[TenantDb]) -> Me:
         """Say which tenant (and user or API key) the credentials belong to."""
-        tenant = await fetch_one(conn, "tenant_name", {"id": principal.tenant_id})
+        principal = db.principal
+        tenant = await db.fetch_one("tenant_name")
         user: dict[str, Any] | None = None
         if principal.user_id:
-            user = await fetch_one(conn, "get_user", {"tenant_id": principal.tenant_id, "id": principal.user_id})
+            user = await db.fetch_one("get_user", id=principal.user_id)
             if user is None:
                 raise Problem(401, "The account no longer exists.")
         return Me(

@@ -10,13 +10,12 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from msgspec import Meta
-from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.api.rows import from_row
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal, api_key_row, new_api_key
+from relay.db.tenant_db import TenantDb
+from relay.db.tenants import api_key_row, new_api_key
 
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,25 +54,21 @@ class ApiKeyController(Controller):
     tags = ["api-keys"]
 
     @post("/", operation_id="createApiKey", status_code=201, responses=problem_responses(400, 401))
-    async def create(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[ApiKeyCreate]) -> ApiKeyCreated:
+    async def create(self, db: NamedDependency[TenantDb], data: JSONBody[ApiKeyCreate]) -> ApiKeyCreated:
         """Create a key; the answer is the only time the key is shown (it is stored hashed)."""
         key = new_api_key()
-        row = await fetch_one(conn, "insert_api_key", api_key_row(principal.tenant_id, data.name, key, data.rate_limit))
+        row = await db.fetch_one("insert_api_key", **api_key_row(data.name, key, data.rate_limit))
         assert row is not None
         return ApiKeyCreated(**msgspec.structs.asdict(api_key_out(row)), key=key)
 
     @get("/", operation_id="listApiKeys", responses=problem_responses(400, 401))
-    async def list(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKeyOut]:
+    async def list(self, db: NamedDependency[TenantDb], limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKeyOut]:
         """List keys (prefix, name, created, last used, revoked), newest first."""
-        rows = await fetch_all(conn, "list_api_keys", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
-        items = [api_key_out(row) for row in rows]
-        return page_of(items, limit)
+        rows = await db.fetch_all("list_api_keys", cursor=cursor, limit=limit + 1)
+        return page_of([api_key_out(row) for row in rows], limit)
 
     @delete("/{key_id:str}", operation_id="revokeApiKey", status_code=204, responses=problem_responses(401, 404))
-    async def revoke(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
-        key_id: Annotated[str, PathParameter(max_length=64)],
-    ) -> None:
+    async def revoke(self, db: NamedDependency[TenantDb], key_id: Annotated[str, PathParameter(max_length=64)]) -> None:
         """Revoke a key; the next request with it is refused."""
-        if await fetch_one(conn, "revoke_api_key", {"tenant_id": principal.tenant_id, "id": key_id}) is None:
+        if await db.fetch_one("revoke_api_key", id=key_id) is None:
             raise Problem(404, f"No active API key {key_id!r}.")

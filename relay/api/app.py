@@ -12,10 +12,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
+from relay.ai.claude import Claude
 from relay.api.accounts import AccountController
 from relay.api.ai import AiController, make_claude
 from relay.api.api_keys import ApiKeyController
-from relay.api.auth import provide_connection, provide_principal
+from relay.api.auth import Authentication, provide_connection, provide_tenant_db
 from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
 from relay.api.endpoint_actions import EndpointActionController
@@ -36,6 +37,14 @@ from relay.urlguard import AddressPolicy
 
 def create_app(settings: Settings, conninfo: str) -> Litestar:
     """Build the API; the connection pool opens with the app and closes with it."""
+    address_policy = AddressPolicy(settings.allowed_networks or ())
+    claude = make_claude(settings)
+
+    def provide_address_policy() -> AddressPolicy:
+        return address_policy
+
+    def provide_claude() -> Claude | None:
+        return claude
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -71,13 +80,18 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             tenant_stats,
             AiController,
         ],
-        dependencies={"principal": Provide(provide_principal)},
         security=[{"apiKey": []}, {"bearer": []}],
     )
     app = Litestar(
         route_handlers=[health, ready, metrics, v1],
-        dependencies={"conn": Provide(provide_connection)},
-        middleware=[http_metrics.middleware],
+        dependencies={
+            "conn": Provide(provide_connection),  # public routes only; the others use `db`
+            "db": Provide(provide_tenant_db, sync_to_thread=False),
+            "address_policy": Provide(provide_address_policy, sync_to_thread=False),
+            "claude": Provide(provide_claude, sync_to_thread=False),
+        },
+        # Outermost first: the HTTP metrics also count the 401s that Authentication answers.
+        middleware=[http_metrics.middleware, Authentication()],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_request_bytes,
@@ -98,8 +112,6 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         logging_config=None,
     )
     app.state.settings = settings
-    app.state.address_policy = AddressPolicy(settings.allowed_networks or ())
-    app.state.claude = make_claude(settings)
     mark_strict_bodies(app)
     document_common_errors(app)
     return app

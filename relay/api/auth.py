@@ -1,22 +1,42 @@
-"""Authenticate `/v1` requests: an API key or an access token, as `Authorization: Bearer …` or `X-API-Key`."""
+"""Authentication by default: every route but a short public list needs an API key or an access token."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from psycopg import AsyncConnection
 
-from relay.api.errors import Problem
+from relay.api.errors import Problem, answer_error
 from relay.db.accounts import signing_key
 from relay.db.ratelimit import Allowance, spend
+from relay.db.tenant_db import TenantDb
 from relay.db.tenants import Principal, authenticate
 from relay.tokens import looks_like_jwt, read_access_token
 
+# The routes anyone may call, by path; every other route answers 401 without valid credentials.
+PUBLIC_PATHS = frozenset(
+    {
+        "/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout",  # how credentials are got
+        "/health", "/health/ready",  # probes carry no credentials
+        "/metrics",  # Prometheus scrapes without credentials
+    }
+)
+DOCS_PATH = "/schema"  # the OpenAPI document and Swagger UI, and everything under it
+
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="relay"'}
+_TENANT_DB = "relay.tenant_db"  # where the middleware leaves the request's TenantDb in the ASGI scope's state
+
+
+def is_public(path: str) -> bool:
+    """Tell whether the route with this path (as the route table writes it: `/v1/endpoints/{endpoint_id}`) is public."""
+    return path in PUBLIC_PATHS or path == DOCS_PATH or path.startswith(DOCS_PATH + "/")
 
 
 def credential_of(request: Request[Any, Any, Any]) -> str | None:
@@ -31,7 +51,7 @@ def credential_of(request: Request[Any, Any, Any]) -> str | None:
 
 
 async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
-    """Lend the request one pooled connection, shared by authentication and the handler."""
+    """Lend a public route's handler one pooled connection (authenticated routes get theirs in a TenantDb)."""
     async with state.pool.connection() as conn:
         yield conn
 
@@ -44,13 +64,8 @@ async def jwt_secret(request: Request[Any, Any, Any], conn: AsyncConnection) -> 
     return state.jwt_secret
 
 
-async def provide_principal(request: Request[Any, Any, Any], conn: NamedDependency[AsyncConnection]) -> Principal:
-    """Resolve the caller's tenant; every query of the request is scoped to it."""
-    credential = credential_of(request)
-    if credential is None:
-        raise Problem(401, "Credentials are required: send 'Authorization: Bearer <api key>'.", headers=_CHALLENGE)
-    if len(credential) > 4096:
-        raise Problem(401, "The credentials are not valid.", headers=_CHALLENGE)
+async def principal_of(request: Request[Any, Any, Any], conn: AsyncConnection, credential: str) -> Principal:
+    """Resolve a credential to the caller's tenant (and key or user); raise 401 for one that is not valid."""
     if looks_like_jwt(credential):
         claims = read_access_token(await jwt_secret(request, conn), credential)
         if claims is None:
@@ -62,18 +77,65 @@ async def provide_principal(request: Request[Any, Any, Any], conn: NamedDependen
     return principal
 
 
-async def charge_ingest(request: Request[Any, Any, Any], conn: AsyncConnection, principal: Principal, events: int) -> dict[str, str]:
+class Authentication(ASGIMiddleware):
+    """Authenticate each request to a route that is not public, before its handler runs.
+
+    The connection that checks the credentials stays open for the handler, as its TenantDb,
+    so a request takes one pooled connection, not two.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Answer 401 (as a problem document) or run the handler with the caller's TenantDb."""
+        request: Request[Any, Any, Any] = Request(scope, receive)
+        # OPTIONS only lists a route's methods, and browsers send CORS preflights without credentials.
+        if request.method == "OPTIONS" or is_public(scope["path_template"]):
+            await next_app(scope, receive, send)
+            return
+        async with AsyncExitStack() as stack:
+            try:
+                db = await _tenant_db(request, stack)
+            except Exception as exc:  # no handler runs yet to turn it into a problem document
+                await answer_error(request, exc)(scope, receive, send)
+                return
+            scope.setdefault("state", {})[_TENANT_DB] = db
+            scope["user"] = db.principal
+            await next_app(scope, receive, send)
+
+
+async def _tenant_db(request: Request[Any, Any, Any], stack: AsyncExitStack) -> TenantDb:
+    credential = credential_of(request)
+    if credential is None:  # refused before taking a connection: anonymous traffic costs the database nothing
+        raise Problem(401, "Credentials are required: send 'Authorization: Bearer <api key>'.", headers=_CHALLENGE)
+    if len(credential) > 4096:
+        raise Problem(401, "The credentials are not valid.", headers=_CHALLENGE)
+    conn = await stack.enter_async_context(request.app.state.pool.connection())
+    principal = await principal_of(request, conn, credential)
+    return TenantDb(conn, principal, request.app.state.settings)
+
+
+def provide_tenant_db(request: Request[Any, Any, Any]) -> TenantDb:
+    """Give the handler the caller's TenantDb, opened by the Authentication middleware."""
+    db: TenantDb | None = request.scope.get("state", {}).get(_TENANT_DB)
+    if db is None:  # a public route asked for tenant data: there is no tenant to scope it to
+        raise Problem(401, "Credentials are required: send 'Authorization: Bearer <api key>'.", headers=_CHALLENGE)
+    return db
+
+
+async def charge_ingest(db: TenantDb, events: int) -> dict[str, str]:
     """Count `events` against the caller's ingest limit; raise 429 over it; return the RateLimit headers."""
-    limit = principal.rate_limit or request.app.state.settings.ingest_rate_limit
+    limit = db.principal.rate_limit or db.settings.ingest_rate_limit
     if limit <= 0:
         return {}
     if events > limit:
         raise Problem(
-            429, f"A request of {events} events can never fit this key's limit of {limit} events per second; split it.",
+            429,
+            f"A request of {events} events can never fit this key's limit of {limit} events per second; split it.",
             headers={"RateLimit-Limit": str(limit)},
         )
-    allowance: Allowance = await spend(conn, principal.subject, events, limit)
+    allowance: Allowance = await spend(db.conn, db.principal.subject, events, limit)
     if not allowance.allowed:
-        raise Problem(429, f"Ingest limit of {limit} events per second reached; retry after the reset.",
-                      headers=allowance.headers())
+        detail = f"Ingest limit of {limit} events per second reached; retry after the reset."
+        raise Problem(429, detail, headers=allowance.headers())
     return allowance.headers()

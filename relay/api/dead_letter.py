@@ -10,14 +10,12 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
-from psycopg import AsyncConnection
 
 from relay.api.deliveries import DeliveryId, DeliveryOut, delivery_out
 from relay.api.errors import Problem, problem_responses
 from relay.api.operations import OperationOut, start_operation
 from relay.api.pagination import Cursor, Limit, Page, page_of
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 
 
 class DeadLetterFilter(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,8 +36,7 @@ class DeadLetterController(Controller):
     @get("/", operation_id="listDeadLetter", responses=problem_responses(400, 401))
     async def list(
         self,
-        principal: NamedDependency[Principal],
-        conn: NamedDependency[AsyncConnection],
+        db: NamedDependency[TenantDb],
         limit: Limit = 50,
         cursor: Cursor = None,
         endpoint_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
@@ -48,23 +45,15 @@ class DeadLetterController(Controller):
         until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
     ) -> Page[DeliveryOut]:
         """List dead deliveries that were neither replayed nor discarded, newest first."""
-        rows = await fetch_all(
-            conn,
-            "list_dead_letter",
-            {
-                "tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "endpoint_id": endpoint_id,
-                "event_type": event_type, "since": since, "until": until,
-            },
+        rows = await db.fetch_all(
+            "list_dead_letter", cursor=cursor, limit=limit + 1, endpoint_id=endpoint_id, event_type=event_type,
+            since=since, until=until,
         )
-        items = [delivery_out(row) for row in rows]
-        return page_of(items, limit)
+        return page_of([delivery_out(row) for row in rows], limit)
 
     @post("/replay", operation_id="replayDeadLetter", status_code=202, responses=problem_responses(400, 401))
     async def replay(
-        self,
-        principal: NamedDependency[Principal],
-        conn: NamedDependency[AsyncConnection],
-        data: JSONBody[DeadLetterFilter | None] = None,
+        self, db: NamedDependency[TenantDb], data: JSONBody[DeadLetterFilter | None] = None
     ) -> OperationOut:
         """Replay every dead delivery the filter selects, once each, as a background operation."""
         chosen = data or DeadLetterFilter()
@@ -73,18 +62,17 @@ class DeadLetterController(Controller):
             for key, value in msgspec.structs.asdict(chosen).items()
             if value is not None
         }
-        return await start_operation(conn, principal.tenant_id, "replay_dead_letter", scope)
+        return await start_operation(db, "replay_dead_letter", scope)
 
     @delete("/replay", include_in_schema=False, status_code=204)
     async def not_a_delivery(self) -> None:
         """`DELETE /v1/dead-letter/replay` discards a delivery called "replay", which cannot exist (not a 405)."""
         raise Problem(404, "No dead delivery 'replay' in the dead letter.")
 
-    @delete("/{delivery_id:str}", operation_id="discardDeadLetter", status_code=204, responses=problem_responses(401, 404))
-    async def discard(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId
-    ) -> None:
+    @delete(
+        "/{delivery_id:str}", operation_id="discardDeadLetter", status_code=204, responses=problem_responses(401, 404)
+    )
+    async def discard(self, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> None:
         """Discard a dead delivery: it stays in the log but leaves the dead letter."""
-        row = await fetch_one(conn, "discard_dead_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
-        if row is None:
+        if await db.fetch_one("discard_dead_delivery", id=delivery_id) is None:
             raise Problem(404, f"No dead delivery {delivery_id!r} in the dead letter.")

@@ -7,15 +7,13 @@ from itertools import groupby
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
-from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 from relay.delivery.replay import replay_deliveries
 from relay.states import TERMINAL, DeliveryState
 
@@ -97,11 +95,9 @@ def delivery_out(row: dict[str, Any]) -> DeliveryOut:
     )
 
 
-async def delivery_details(conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]) -> list[DeliveryDetail]:
+async def delivery_details(db: TenantDb, rows: list[dict[str, Any]]) -> list[DeliveryDetail]:
     """Attach every attempt to each delivery row with one query."""
-    attempts = await fetch_all(
-        conn, "attempts_of_deliveries", {"tenant_id": tenant_id, "delivery_ids": [row["id"] for row in rows]}
-    )
+    attempts = await db.fetch_all("attempts_of_deliveries", delivery_ids=[row["id"] for row in rows])
     by_delivery = {
         delivery_id: [msgspec.convert(a, AttemptOut, from_attributes=False) for a in group]
         for delivery_id, group in groupby(attempts, key=lambda a: a.pop("delivery_id"))
@@ -121,8 +117,7 @@ class DeliveryController(Controller):
     @get("/", operation_id="listDeliveries", responses=problem_responses(400, 401))
     async def list(
         self,
-        request: Request,
-        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
+        db: NamedDependency[TenantDb],
         limit: Limit = 50,
         cursor: Cursor = None,
         status: FromQuery[DeliveryState | None] = None,
@@ -133,44 +128,42 @@ class DeliveryController(Controller):
         until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
     ) -> Page[DeliveryOut]:
         """List deliveries, newest first, filtered by status, endpoint, event, event type and time."""
-        rows = await fetch_all(
-            conn,
+        rows = await db.fetch_all(
             "list_deliveries",
-            {
-                "tenant_id": principal.tenant_id,
-                "cursor": cursor,
-                "limit": limit + 1,
-                "state": status.value if status else None,
-                "endpoint_id": endpoint_id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "since": since,
-                "until": until,
-            },
+            cursor=cursor,
+            limit=limit + 1,
+            state=status.value if status else None,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+            since=since,
+            until=until,
         )
-        items = [delivery_out(row) for row in rows]
-        return page_of(items, limit)
+        return page_of([delivery_out(row) for row in rows], limit)
 
     @get("/{delivery_id:str}", operation_id="getDelivery", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId) -> DeliveryDetail:
+    async def read(self, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> DeliveryDetail:
         """Read one delivery with every attempt."""
-        row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
-        if row is None:
-            raise Problem(404, f"No delivery {delivery_id!r}.")
-        (detail,) = await delivery_details(conn, principal.tenant_id, [row])
+        (detail,) = await delivery_details(db, [await _delivery_or_404(db, delivery_id)])
         return detail
 
-    @post("/{delivery_id:str}/replay", operation_id="replayDelivery", status_code=202, responses=problem_responses(401, 404, 409))
-    async def replay(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], delivery_id: DeliveryId
-    ) -> ReplayOut:
+    @post("/{delivery_id:str}/replay", operation_id="replayDelivery", status_code=202,
+          responses=problem_responses(401, 404, 409))
+    async def replay(self, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> ReplayOut:
         """Send a finished delivery again, as a new delivery (the original stays as it was)."""
-        row = await fetch_one(conn, "get_delivery", {"tenant_id": principal.tenant_id, "id": delivery_id})
-        if row is None:
-            raise Problem(404, f"No delivery {delivery_id!r}.")
+        row = await _delivery_or_404(db, delivery_id)
         if row["state"] not in TERMINAL:
-            raise Problem(409, f"Delivery {delivery_id!r} is still {row['state']}; only finished deliveries are replayed.")
-        made = await replay_deliveries(conn, principal.tenant_id, [delivery_id])
+            raise Problem(
+                409, f"Delivery {delivery_id!r} is still {row['state']}; only finished deliveries are replayed."
+            )
+        made = await replay_deliveries(db.conn, db.tenant_id, [delivery_id])
         if not made:
             raise Problem(409, f"The endpoint of delivery {delivery_id!r} is disabled or deleted.")
         return ReplayOut(id=made[0].id, replay_of=made[0].replay_of)
+
+
+async def _delivery_or_404(db: TenantDb, delivery_id: str) -> dict[str, Any]:
+    row = await db.fetch_one("get_delivery", id=delivery_id)
+    if row is None:
+        raise Problem(404, f"No delivery {delivery_id!r}.")
+    return row

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
-from psycopg import AsyncConnection
 
-from relay.api.endpoints import EndpointId, EndpointOut, Secret, endpoint_out, not_found
+from relay.api.endpoints import EndpointId, EndpointOut, Secret, endpoint_or_404, endpoint_out
 from relay.api.errors import Problem, problem_responses
 from relay.api.operations import OperationOut, start_operation
 from relay.api.stats import HealthFigures, health_figures
-from relay.db.events import NewEvent, insert_events, request_hash
-from relay.db.sql import fetch_one, queries
-from relay.db.tenants import Principal
-from relay.envelope import build_envelope
-from relay.ids import new_id
+from relay.db.events import insert_events, new_event
+from relay.db.tenant_db import TenantDb
 from relay.jobs import defer_verification
+from relay.settings import Settings
 from relay.signing import new_secret
 
 PING = "relay.ping"
@@ -66,7 +63,7 @@ class ConcurrencyOut(msgspec.Struct):
     max_in_flight: int
 
 
-def concurrency_of(row: dict[str, Any], default_max_in_flight: int) -> ConcurrencyOut:
+def concurrency_of(row: dict[str, Any], settings: Settings) -> ConcurrencyOut:
     """Read an endpoint row's concurrency figures.
 
     The row's in_flight runs from claim to recording, so for a few milliseconds it also
@@ -74,7 +71,7 @@ def concurrency_of(row: dict[str, Any], default_max_in_flight: int) -> Concurren
     slots before their outcome is written); what is open at the receiver never exceeds
     the limit, and neither does the figure shown.
     """
-    limit = row["max_in_flight"] or default_max_in_flight
+    limit = row["max_in_flight"] or settings.endpoint_max_in_flight
     return ConcurrencyOut(level=int(row["concurrency_level"]), in_flight=min(row["in_flight"], limit),
                           max_in_flight=limit)
 
@@ -105,76 +102,55 @@ class EndpointActionController(Controller):
     tags = ["endpoints"]
 
     @post("/pause", operation_id="pauseEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def pause(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def pause(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """Pause: new events still create deliveries, held unattempted until resume."""
-        row = await _set_paused(conn, principal.tenant_id, endpoint_id, True)
-        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
+        return endpoint_out(await _set_paused(db, endpoint_id, True), db.settings)
 
     @post("/resume", operation_id="resumeEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def resume(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def resume(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """Resume: held deliveries go, oldest first."""
-        row = await _set_paused(conn, principal.tenant_id, endpoint_id, False)
-        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
+        return endpoint_out(await _set_paused(db, endpoint_id, False), db.settings)
 
-    @post("/rotate-secret", operation_id="rotateEndpointSecret", status_code=200, responses=problem_responses(400, 401, 404))
+    @post("/rotate-secret", operation_id="rotateEndpointSecret", status_code=200,
+          responses=problem_responses(400, 401, 404))
     async def rotate_secret(
-        self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
-        endpoint_id: EndpointId, data: JSONBody[SecretRotation | None] = None,
+        self, db: NamedDependency[TenantDb], endpoint_id: EndpointId, data: JSONBody[SecretRotation | None] = None
     ) -> RotatedSecret:
         """Rotate the signing secret; during the grace period (default 24 h) deliveries carry both signatures."""
         rotation = data or SecretRotation()
         grace = rotation.grace_period_seconds
         if grace is None:
-            grace = request.app.state.settings.secret_rotation_grace_seconds
-        row = await fetch_one(
-            conn, "rotate_endpoint_secret",
-            {"tenant_id": principal.tenant_id, "id": endpoint_id, "secret": rotation.secret or new_secret(), "grace_seconds": grace},
+            grace = db.settings.secret_rotation_grace_seconds
+        row = await endpoint_or_404(
+            db, endpoint_id, "rotate_endpoint_secret", secret=rotation.secret or new_secret(), grace_seconds=grace
         )
-        if row is None:
-            raise not_found(endpoint_id)
         return RotatedSecret(key=row["secret"], previous_valid_until=row["previous_secret_expires_at"])
 
     @post("/test", operation_id="testEndpoint", status_code=202, responses=problem_responses(401, 404, 409))
-    async def test(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> TestSent:
+    async def test(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> TestSent:
         """Send a `relay.ping` event to this endpoint only, through the normal delivery path."""
-        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
-        if row is None:
-            raise not_found(endpoint_id)
+        row = await endpoint_or_404(db, endpoint_id)
         if not row["enabled"]:
             raise Problem(409, f"Endpoint {endpoint_id!r} is disabled ({row['disabled_reason']}); enable it first.")
         if row["verification"] in ("pending", "failed"):
             raise Problem(409, f"Endpoint {endpoint_id!r} is not verified yet ({row['verification']}).")
-        now = datetime.now(UTC)
-        event_id = new_id("evt")
         payload = msgspec.json.encode({"endpoint_id": endpoint_id, "message": "Test event sent by Relay."})
-        event = NewEvent(
-            id=event_id, type=PING, channels=(), body=build_envelope(event_id, PING, now, payload),
-            idempotency_key=None, endpoint_id=endpoint_id, created_at=now,
-            request_hash=request_hash(PING, payload, (), endpoint_id),
-        )
-        (accepted,) = await insert_events(conn, principal.tenant_id, [event])
+        (accepted,) = await insert_events(db.conn, db.tenant_id, [new_event(PING, payload, endpoint_id=endpoint_id)])
         return TestSent(event_id=accepted.id, deliveries=accepted.deliveries)
 
     @post("/verify", operation_id="verifyEndpoint", status_code=202, responses=problem_responses(401, 404))
-    async def verify(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def verify(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """(Re)send the verification challenge; until it is echoed the endpoint receives no events."""
-        row = await fetch_one(
-            conn, "set_endpoint_verification",
-            {"tenant_id": principal.tenant_id, "id": endpoint_id, "verification": "pending", "error": None},
-        )
-        if row is None:
-            raise not_found(endpoint_id)
-        await defer_verification(principal.tenant_id, endpoint_id)
-        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
+        row = await endpoint_or_404(db, endpoint_id, "set_endpoint_verification", verification="pending", error=None)
+        await defer_verification(db.tenant_id, endpoint_id)
+        return endpoint_out(row, db.settings)
 
     @get("/stats", operation_id="getEndpointStats", responses=problem_responses(401, 404))
-    async def stats(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointStats:
+    async def stats(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointStats:
         """Circuit state, failure clock, and today's deliveries, latency and failures for this endpoint."""
-        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
-        if row is None:
-            raise not_found(endpoint_id)
+        row = await endpoint_or_404(db, endpoint_id)
         return EndpointStats(
-            **await health_figures(conn, principal.tenant_id, endpoint_id),
+            **await health_figures(db, endpoint_id),
             endpoint_id=endpoint_id,
             enabled=row["enabled"],
             disabled_reason=row["disabled_reason"],
@@ -186,32 +162,27 @@ class EndpointActionController(Controller):
                 retry_at=row["circuit_retry_at"],
                 cooldown_seconds=row["circuit_cooldown_seconds"],
             ),
-            concurrency=concurrency_of(row, request.app.state.settings.endpoint_max_in_flight),
+            concurrency=concurrency_of(row, db.settings),
         )
 
     @post("/recover", operation_id="recoverEndpoint", status_code=202, responses=problem_responses(400, 401, 404))
     async def recover(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
-        endpoint_id: EndpointId, data: JSONBody[Recovery],
+        self, db: NamedDependency[TenantDb], endpoint_id: EndpointId, data: JSONBody[Recovery]
     ) -> OperationOut:
         """Replay everything that died for this endpoint since a time, as a background operation."""
-        if await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id}) is None:
-            raise not_found(endpoint_id)
+        await endpoint_or_404(db, endpoint_id)
         scope: dict[str, Any] = {"endpoint_id": endpoint_id, "since": data.since.isoformat()}
         if data.until:
             scope["until"] = data.until.isoformat()
-        return await start_operation(conn, principal.tenant_id, "recover_endpoint", scope)
+        return await start_operation(db, "recover_endpoint", scope)
 
 
-async def _set_paused(conn: AsyncConnection, tenant_id: str, endpoint_id: str, paused: bool) -> dict[str, Any]:
-    async with conn.transaction():
-        row = await fetch_one(conn, "set_endpoint_paused", {"tenant_id": tenant_id, "id": endpoint_id, "paused": paused})
-        if row is None:
-            raise not_found(endpoint_id)
-        target = {"tenant_id": tenant_id, "endpoint_id": endpoint_id}
+async def _set_paused(db: TenantDb, endpoint_id: str, paused: bool) -> dict[str, Any]:
+    async with db.transaction():
+        row = await endpoint_or_404(db, endpoint_id, "set_endpoint_paused", paused=paused)
         if paused:
-            await conn.execute(queries["hold_deliveries"], target)
+            await db.execute("hold_deliveries", endpoint_id=endpoint_id)
         else:
-            await conn.execute(queries["release_held_deliveries"], {**target, "reason": "pause"})
-            await conn.execute(queries["wake_dispatchers"])
+            await db.execute("release_held_deliveries", endpoint_id=endpoint_id, reason="pause")
+            await db.execute("wake_dispatchers")
     return row

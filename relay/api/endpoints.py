@@ -7,26 +7,25 @@ from typing import Annotated, Any
 
 import httpx
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, Meta, UnsetType
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from relay.api.errors import Problem, problem_responses
+from relay.api.events import Channel
 from relay.api.pagination import Cursor, Limit, Page, page_of
-from relay.db.sql import fetch_all, fetch_one, queries
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 from relay.ids import new_id
 from relay.jobs import defer_verification
+from relay.settings import Settings
 from relay.signing import new_secret
 from relay.urlguard import AddressPolicy, BlockedAddress
 from relay.webhook_url import normalise_webhook_url
 
 Url = Annotated[str, Meta(min_length=8, max_length=2048, pattern=r"^https?://[^ \t\r\n]+$")]
 EventTypeFilter = Annotated[str, Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")]
-Channel = Annotated[str, Meta(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 HeaderName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]
 HeaderValue = Annotated[str, Meta(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
 Timeout = Annotated[float, Meta(ge=1, le=60, description="Seconds the whole attempt may take (1-60).")]
@@ -119,7 +118,7 @@ class EndpointSecret(msgspec.Struct):
     key: str
 
 
-def endpoint_out(row: dict[str, Any], default_max_in_flight: int) -> EndpointOut:
+def endpoint_out(row: dict[str, Any], settings: Settings) -> EndpointOut:
     """Shape a database row for the API."""
     return EndpointOut(
         id=row["id"],
@@ -133,7 +132,7 @@ def endpoint_out(row: dict[str, Any], default_max_in_flight: int) -> EndpointOut
         timeout_seconds=row["timeout_ms"] / 1000,
         retry_schedule=row["retry_schedule"],
         rate_limit=row["rate_limit"],
-        max_in_flight=row["max_in_flight"] or default_max_in_flight,
+        max_in_flight=row["max_in_flight"] or settings.endpoint_max_in_flight,
         fifo=row["fifo"],
         legacy_signature=row["legacy_signature"],
         paused=row["paused"],
@@ -168,9 +167,17 @@ def check_headers(headers: dict[str, str]) -> None:
             raise Problem(422, f"Header {name!r} is set by Relay and cannot be overridden.", field=f"$.headers.{name}")
 
 
-def not_found(endpoint_id: str) -> Problem:
-    """The answer for an endpoint that does not exist or belongs to another tenant."""
-    return Problem(404, f"No endpoint {endpoint_id!r}.")
+async def endpoint_or_404(
+    db: TenantDb, endpoint_id: str, query: str = "get_endpoint_without_secrets", **params: Any
+) -> dict[str, Any]:
+    """Run `query` on one of the tenant's endpoints and return its row; 404 when the endpoint is not the tenant's.
+
+    Another tenant's endpoint gets the same answer as one that never existed.
+    """
+    row = await db.fetch_one(query, id=endpoint_id, **params)
+    if row is None:
+        raise Problem(404, f"No endpoint {endpoint_id!r}.")
+    return row
 
 
 class EndpointController(Controller):
@@ -180,115 +187,95 @@ class EndpointController(Controller):
     tags = ["endpoints"]
 
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
-    async def create(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EndpointCreate]) -> EndpointCreated:
+    async def create(
+        self, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
+        data: JSONBody[EndpointCreate],
+    ) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
-        url = check_url(data.url, request.app.state.address_policy)
+        url = check_url(data.url, address_policy)
         check_headers(data.headers)
-        timeout = data.timeout_seconds or request.app.state.settings.default_timeout_seconds
-        row = await fetch_one(
-            conn,
+        timeout = data.timeout_seconds or db.settings.default_timeout_seconds
+        row = await db.fetch_one(
             "insert_endpoint",
-            {
-                "id": new_id("ep"),
-                "tenant_id": principal.tenant_id,
-                "url": url,
-                "description": data.description,
-                "secret": data.secret or new_secret(),
-                "event_types": sorted(set(data.event_types)),
-                "channels": sorted(set(data.channels)),
-                "headers": Jsonb(data.headers),
-                "enabled": data.enabled,
-                "timeout_ms": int(timeout * 1000),
-                "retry_schedule": data.retry_schedule,
-                "rate_limit": data.rate_limit,
-                "max_in_flight": data.max_in_flight,
-                "fifo": data.fifo,
-                "legacy_signature": data.legacy_signature,
-                "verification": "pending" if data.verify else "not_required",
-            },
+            id=new_id("ep"),
+            url=url,
+            description=data.description,
+            secret=data.secret or new_secret(),
+            event_types=sorted(set(data.event_types)),
+            channels=sorted(set(data.channels)),
+            headers=Jsonb(data.headers),
+            enabled=data.enabled,
+            timeout_ms=int(timeout * 1000),
+            retry_schedule=data.retry_schedule,
+            rate_limit=data.rate_limit,
+            max_in_flight=data.max_in_flight,
+            fifo=data.fifo,
+            legacy_signature=data.legacy_signature,
+            verification="pending" if data.verify else "not_required",
         )
         assert row is not None
         if data.verify:
-            await defer_verification(principal.tenant_id, row["id"])
-        default = request.app.state.settings.endpoint_max_in_flight
-        return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row, default)), secret=row["secret"])
+            await defer_verification(db.tenant_id, row["id"])
+        return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row, db.settings)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
-    async def list(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
+    async def list(self, db: NamedDependency[TenantDb], limit: Limit = 50, cursor: Cursor = None) -> Page[EndpointOut]:
         """List endpoints, newest first."""
-        rows = await fetch_all(
-            conn, "list_endpoints", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1}
-        )
-        items = [endpoint_out(row, request.app.state.settings.endpoint_max_in_flight) for row in rows]
-        return page_of(items, limit)
+        rows = await db.fetch_all("list_endpoints", cursor=cursor, limit=limit + 1)
+        return page_of([endpoint_out(row, db.settings) for row in rows], limit)
 
     @get("/{endpoint_id:str}", operation_id="getEndpoint", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointOut:
+    async def read(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """Read one endpoint."""
-        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
-        if row is None:
-            raise not_found(endpoint_id)
-        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
+        return endpoint_out(await endpoint_or_404(db, endpoint_id), db.settings)
 
     @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
-    async def secret(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> EndpointSecret:
+    async def secret(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointSecret:
         """Read an endpoint's signing secret."""
-        row = await fetch_one(conn, "get_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
-        if row is None:
-            raise not_found(endpoint_id)
+        row = await endpoint_or_404(db, endpoint_id, "get_endpoint_secrets")
         return EndpointSecret(key=row["secret"])
 
     @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
-    async def update(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId, data: JSONBody[EndpointUpdate]) -> EndpointOut:
+    async def update(
+        self, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
+        endpoint_id: EndpointId, data: JSONBody[EndpointUpdate],
+    ) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
-        url = UNSET if data.url is UNSET else check_url(data.url, request.app.state.address_policy)
+        url = UNSET if data.url is UNSET else check_url(data.url, address_policy)
         if data.headers is not UNSET:
             check_headers(data.headers)
 
         def given(value: Any) -> Any:
             return None if value is UNSET else value
 
-        params = {
-            "tenant_id": principal.tenant_id,
-            "id": endpoint_id,
-            "url": given(url),
-            "description": given(data.description),
-            "event_types": None if data.event_types is UNSET else sorted(set(data.event_types)),
-            "channels": None if data.channels is UNSET else sorted(set(data.channels)),
-            "headers": None if data.headers is UNSET else Jsonb(data.headers),
-            "timeout_ms": None if data.timeout_seconds is UNSET else int(data.timeout_seconds * 1000),
-            "enabled": given(data.enabled),
-            "retry_schedule": None if data.retry_schedule is UNSET else data.retry_schedule,
-            "clear_retry_schedule": data.retry_schedule is None,
-            "rate_limit": None if data.rate_limit is UNSET else data.rate_limit,
-            "clear_rate_limit": data.rate_limit is None,
-            "max_in_flight": None if data.max_in_flight is UNSET else data.max_in_flight,
-            "clear_max_in_flight": data.max_in_flight is None,
-            "fifo": given(data.fifo),
-            "legacy_signature": given(data.legacy_signature),
-        }
-        target = {"tenant_ids": [principal.tenant_id], "endpoint_ids": [endpoint_id]}
-        async with conn.transaction():
-            row = await fetch_one(conn, "update_endpoint", params)
-            if row is None:
-                raise not_found(endpoint_id)
+        async with db.transaction():
+            row = await endpoint_or_404(
+                db, endpoint_id, "update_endpoint",
+                url=given(url),
+                description=given(data.description),
+                event_types=None if data.event_types is UNSET else sorted(set(data.event_types)),
+                channels=None if data.channels is UNSET else sorted(set(data.channels)),
+                headers=None if data.headers is UNSET else Jsonb(data.headers),
+                timeout_ms=None if data.timeout_seconds is UNSET else int(data.timeout_seconds * 1000),
+                enabled=given(data.enabled),
+                retry_schedule=given(data.retry_schedule),
+                clear_retry_schedule=data.retry_schedule is None,
+                rate_limit=given(data.rate_limit),
+                clear_rate_limit=data.rate_limit is None,
+                max_in_flight=given(data.max_in_flight),
+                clear_max_in_flight=data.max_in_flight is None,
+                fifo=given(data.fifo),
+                legacy_signature=given(data.legacy_signature),
+            )
             if data.enabled is False:
-                await conn.execute(queries["disable_endpoints"], {**target, "reason": "manual"})
+                await db.execute("disable_endpoints", endpoint_ids=[endpoint_id], reason="manual")
             elif data.enabled is True:
-                await conn.execute(
-                    queries["release_held_deliveries"],
-                    {"tenant_id": principal.tenant_id, "endpoint_id": endpoint_id, "reason": "disabled"},
-                )
-        return endpoint_out(row, request.app.state.settings.endpoint_max_in_flight)
+                await db.execute("release_held_deliveries", endpoint_id=endpoint_id, reason="disabled")
+        return endpoint_out(row, db.settings)
 
     @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], endpoint_id: EndpointId) -> None:
+    async def remove(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> None:
         """Delete an endpoint; its delivery history stays readable, its pending deliveries become dead."""
-        async with conn.transaction():
-            row = await fetch_one(conn, "delete_endpoint", {"tenant_id": principal.tenant_id, "id": endpoint_id})
-            if row is None:
-                raise not_found(endpoint_id)
-            await conn.execute(
-                queries["disable_endpoints"],
-                {"tenant_ids": [principal.tenant_id], "endpoint_ids": [endpoint_id], "reason": "deleted"},
-            )
+        async with db.transaction():
+            await endpoint_or_404(db, endpoint_id, "delete_endpoint")
+            await db.execute("disable_endpoints", endpoint_ids=[endpoint_id], reason="deleted")

@@ -10,6 +10,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.response.base import ASGIResponse
+from litestar.types import ExceptionHandlersMap
 from psycopg_pool import PoolTimeout
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -60,7 +62,9 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
-def problem_response(status: int, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> Response[ProblemDocument]:
+def problem_response(
+    status: int, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+) -> Response[ProblemDocument]:
     """Build the response for a problem."""
     title = _TITLES.get(status, "Error")
     doc = ProblemDocument(
@@ -73,15 +77,6 @@ def problem_response(status: int, detail: str, errors: list[FieldError] | None =
     return Response(doc, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def from_validation_error(exc: msgspec.ValidationError) -> Problem:
-    """Turn msgspec's "Expected `str`, got `int` - at `$.type`" into a problem naming the field."""
-    text = str(exc)
-    message, _, where = text.partition(" - at `")
-    problem = Problem(422, message)
-    problem.errors = [FieldError(where.rstrip("`") or "$", message)]
-    return problem
-
-
 def _handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ProblemDocument]:
     return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
 
@@ -91,7 +86,8 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Prob
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
-                errors.append(FieldError(str(item.get("key") or item.get("source") or "$"), str(item.get("message", ""))))
+                where = str(item.get("key") or item.get("source") or "$")
+                errors.append(FieldError(where, str(item.get("message", ""))))
     detail = exc.detail
     if exc.status_code == 404 and detail in ("Not Found", ""):
         detail = "No such resource."
@@ -123,7 +119,7 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem_response(500, "Relay hit an unexpected error; it has been logged.")
 
 
-exception_handlers = {
+exception_handlers: ExceptionHandlersMap = {
     Problem: _handle_problem,
     HTTPException: _handle_http,
     psycopg.OperationalError: _handle_database_down,
@@ -132,6 +128,12 @@ exception_handlers = {
     PoolTimeout: _handle_database_down,
     Exception: _handle_unexpected,
 }
+
+
+def answer_error(request: Request[Any, Any, Any], exc: Exception) -> ASGIResponse:
+    """Answer `exc` as the app's exception handlers would, for code that runs before any handler (middleware)."""
+    handler = next(exception_handlers[cls] for cls in type(exc).__mro__ if cls in exception_handlers)
+    return handler(request, exc).to_asgi_response(app=None, request=request)
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:

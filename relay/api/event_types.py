@@ -10,7 +10,6 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from relay.api.endpoints import Description, RetrySchedule
@@ -18,8 +17,7 @@ from relay.api.errors import Problem, problem_responses
 from relay.api.events import EventType
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.api.rows import from_row
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 
 EventTypeName = Annotated[str, PathParameter(max_length=255, description="An event type name, e.g. `invoice.paid`.")]
 
@@ -55,41 +53,38 @@ class EventTypeController(Controller):
     tags = ["event-types"]
 
     @post("/", operation_id="putEventType", status_code=201, responses=problem_responses(400, 401))
-    async def put(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], data: JSONBody[EventTypeIn]) -> EventTypeOut:
+    async def put(self, db: NamedDependency[TenantDb], data: JSONBody[EventTypeIn]) -> EventTypeOut:
         """Register (or replace) an event type, optionally with a JSON Schema for its payload."""
         if data.schema is not None:
             try:
                 jsonschema.Draft202012Validator.check_schema(data.schema)
             except jsonschema.SchemaError as exc:
                 raise Problem(422, f"Not a valid JSON Schema: {exc.message}", field="$.schema") from None
-        row = await fetch_one(
-            conn, "upsert_event_type",
-            {"tenant_id": principal.tenant_id, "name": data.name, "description": data.description,
-             "retry_schedule": data.retry_schedule, "schema": Jsonb(data.schema) if data.schema is not None else None},
+        row = await db.fetch_one(
+            "upsert_event_type", name=data.name, description=data.description, retry_schedule=data.retry_schedule,
+            schema=Jsonb(data.schema) if data.schema is not None else None,
         )
         assert row is not None
         return event_type_out(row)
 
     @get("/", operation_id="listEventTypes", responses=problem_responses(400, 401))
     async def list(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
-        limit: Limit = 50, cursor: Cursor = None,
+        self, db: NamedDependency[TenantDb], limit: Limit = 50, cursor: Cursor = None
     ) -> Page[EventTypeOut]:
         """List event types by name."""
-        rows = await fetch_all(conn, "list_event_types", {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1})
-        items = [event_type_out(row) for row in rows]
-        return page_of(items, limit, lambda item: item.name)
+        rows = await db.fetch_all("list_event_types", cursor=cursor, limit=limit + 1)
+        return page_of([event_type_out(row) for row in rows], limit, lambda item: item.name)
 
     @get("/{name:str}", operation_id="getEventType", responses=problem_responses(401, 404))
-    async def read(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], name: EventTypeName) -> EventTypeOut:
+    async def read(self, db: NamedDependency[TenantDb], name: EventTypeName) -> EventTypeOut:
         """Read one event type."""
-        row = await fetch_one(conn, "get_event_type", {"tenant_id": principal.tenant_id, "name": name})
+        row = await db.fetch_one("get_event_type", name=name)
         if row is None:
             raise Problem(404, f"No event type {name!r}.")
         return event_type_out(row)
 
     @delete("/{name:str}", operation_id="deleteEventType", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], name: EventTypeName) -> None:
+    async def remove(self, db: NamedDependency[TenantDb], name: EventTypeName) -> None:
         """Forget an event type (its events stay)."""
-        if await fetch_one(conn, "delete_event_type", {"tenant_id": principal.tenant_id, "name": name}) is None:
+        if await db.fetch_one("delete_event_type", name=name) is None:
             raise Problem(404, f"No event type {name!r}.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -10,18 +10,15 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
-from psycopg import AsyncConnection
 
 from relay.api.auth import charge_ingest
 from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
-from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, request_hash
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal
+from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, new_event
+from relay.db.tenant_db import TenantDb
 from relay.delivery.replay import replay_deliveries
-from relay.envelope import build_envelope, payload_of
-from relay.ids import new_id
+from relay.envelope import payload_of
 from relay.states import TERMINAL
 
 EventType = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")]
@@ -89,17 +86,8 @@ class _RawBatch(msgspec.Struct):
 
 def _new_event(item: EventCreate, payload: bytes, idempotency_key: str | None) -> NewEvent:
     channels = tuple(sorted(set(item.channels or ())))
-    created_at = datetime.now(UTC)
-    event_id = new_id("evt")
-    return NewEvent(
-        id=event_id,
-        type=item.type,
-        channels=channels,
-        body=build_envelope(event_id, item.type, created_at, payload),
-        idempotency_key=idempotency_key,
-        endpoint_id=item.endpoint_id,
-        created_at=created_at,
-        request_hash=request_hash(item.type, payload, channels, item.endpoint_id),
+    return new_event(
+        item.type, payload, channels=channels, endpoint_id=item.endpoint_id, idempotency_key=idempotency_key
     )
 
 
@@ -110,19 +98,17 @@ def _checked_payload(raw: msgspec.Raw, limit: int, where: str) -> bytes:
     return payload
 
 
-async def _store(conn: AsyncConnection, principal: Principal, events: list[NewEvent]) -> list[Accepted]:
+async def _store(db: TenantDb, events: list[NewEvent]) -> list[Accepted]:
     targets = {event.endpoint_id for event in events if event.endpoint_id}
     if targets:
-        rows = await fetch_all(conn, "existing_endpoints", {"tenant_id": principal.tenant_id, "ids": list(targets)})
+        rows = await db.fetch_all("existing_endpoints", ids=list(targets))
         missing = targets - {row["id"] for row in rows}
         if missing:
             raise Problem(422, f"No endpoint {sorted(missing)[0]!r}.", field="endpoint_id")
     try:
-        return await insert_events(conn, principal.tenant_id, events)
+        return await insert_events(db.conn, db.tenant_id, events)
     except IdempotencyConflict as exc:
-        raise Problem(
-            409, f"Idempotency key {exc.key!r} was already used with a different request."
-        ) from None
+        raise Problem(409, f"Idempotency key {exc.key!r} was already used with a different request.") from None
 
 
 class EventController(Controller):
@@ -140,19 +126,20 @@ class EventController(Controller):
     async def create(
         self,
         request: Request,
-        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
+        db: NamedDependency[TenantDb],
         data: JSONBody[EventCreate],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[EventAccepted]:
         """Accept one event for delivery; answers 200 with the original for a repeated idempotency key."""
-        settings = request.app.state.settings
         if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
-            raise Problem(422, "The Idempotency-Key header and the body's idempotency_key differ.", field="$.idempotency_key")
+            raise Problem(
+                422, "The Idempotency-Key header and the body's idempotency_key differ.", field="$.idempotency_key"
+            )
         raw = msgspec.json.decode(await request.body(), type=_RawEvent)
-        payload = _checked_payload(raw.payload, settings.max_payload_bytes, "$.payload")
+        payload = _checked_payload(raw.payload, db.settings.max_payload_bytes, "$.payload")
         event = _new_event(data, payload, data.idempotency_key or idempotency_key)
-        limits = await charge_ingest(request, conn, principal, 1)
-        (accepted,) = await _store(conn, principal, [event])
+        limits = await charge_ingest(db, 1)
+        (accepted,) = await _store(db, [event])
         return Response(
             EventAccepted(id=accepted.id, deliveries=accepted.deliveries),
             status_code=202 if accepted.created else 200,
@@ -166,14 +153,10 @@ class EventController(Controller):
         responses=problem_responses(400, 401, 409, 413, 422, 429),
     )
     async def create_batch(
-        self,
-        request: Request,
-        principal: NamedDependency[Principal],
-        conn: NamedDependency[AsyncConnection],
-        data: JSONBody[EventBatchCreate],
+        self, request: Request, db: NamedDependency[TenantDb], data: JSONBody[EventBatchCreate]
     ) -> Response[EventBatchAccepted]:
         """Accept up to 1,000 events in one transaction; answers in request order."""
-        settings = request.app.state.settings
+        settings = db.settings
         if len(data.events) > settings.max_batch_events:
             raise Problem(422, f"A batch holds at most {settings.max_batch_events} events.", field="$.events")
         keys = [item.idempotency_key for item in data.events if item.idempotency_key]
@@ -188,8 +171,8 @@ class EventController(Controller):
             )
             for index, (item, raw_item) in enumerate(zip(data.events, raw.events, strict=True))
         ]
-        limits = await charge_ingest(request, conn, principal, len(events))
-        accepted = await _store(conn, principal, events)
+        limits = await charge_ingest(db, len(events))
+        accepted = await _store(db, events)
         return Response(
             EventBatchAccepted(events=[EventAccepted(id=a.id, deliveries=a.deliveries) for a in accepted]),
             status_code=202,
@@ -204,46 +187,32 @@ class EventController(Controller):
     @get("/", operation_id="listEvents", responses=problem_responses(400, 401))
     async def list(
         self,
-        request: Request,
-        principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection],
+        db: NamedDependency[TenantDb],
         limit: Limit = 50,
         cursor: Cursor = None,
         event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
     ) -> Page[EventOut]:
         """List events, newest first."""
-        rows = await fetch_all(
-            conn,
-            "list_events",
-            {"tenant_id": principal.tenant_id, "cursor": cursor, "limit": limit + 1, "event_type": event_type},
-        )
-        items = [_event_out(row) for row in rows]
-        return page_of(items, limit)
+        rows = await db.fetch_all("list_events", cursor=cursor, limit=limit + 1, event_type=event_type)
+        return page_of([_event_out(row) for row in rows], limit)
 
     @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
-    async def read(self, request: Request, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], event_id: EventId) -> EventDetail:
+    async def read(self, db: NamedDependency[TenantDb], event_id: EventId) -> EventDetail:
         """Read an event with its deliveries and every attempt."""
-        row = await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id})
-        if row is None:
-            raise Problem(404, f"No event {event_id!r}.")
-        deliveries = await fetch_all(
-            conn, "deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id}
-        )
-        details = await delivery_details(conn, principal.tenant_id, deliveries)
-        event = _event_out(row)
+        event = _event_out(await _event_or_404(db, event_id))
+        details = await delivery_details(db, await db.fetch_all("deliveries_of_event", event_id=event_id))
         return EventDetail(**msgspec.structs.asdict(event), deliveries=details)
 
-    @post("/{event_id:str}/replay", operation_id="replayEvent", status_code=202, responses=problem_responses(401, 404, 409))
-    async def replay(
-        self, principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection], event_id: EventId
-    ) -> EventReplayed:
+    @post("/{event_id:str}/replay", operation_id="replayEvent", status_code=202,
+          responses=problem_responses(401, 404, 409))
+    async def replay(self, db: NamedDependency[TenantDb], event_id: EventId) -> EventReplayed:
         """Send an event again to every endpoint it went to, where its latest delivery has finished."""
-        if await fetch_one(conn, "get_event", {"tenant_id": principal.tenant_id, "id": event_id}) is None:
-            raise Problem(404, f"No event {event_id!r}.")
-        latest = await fetch_all(conn, "latest_deliveries_of_event", {"tenant_id": principal.tenant_id, "event_id": event_id})
+        await _event_or_404(db, event_id)
+        latest = await db.fetch_all("latest_deliveries_of_event", event_id=event_id)
         finished = [row["id"] for row in latest if row["state"] in TERMINAL]
         if not finished:
             raise Problem(409, f"Event {event_id!r} has no finished delivery to replay.")
-        made = await replay_deliveries(conn, principal.tenant_id, finished)
+        made = await replay_deliveries(db.conn, db.tenant_id, finished)
         return EventReplayed(deliveries=[ReplayOut(id=m.id, replay_of=m.replay_of) for m in made])
 
 
@@ -251,6 +220,13 @@ class EventReplayed(msgspec.Struct):
     """The deliveries an event replay made."""
 
     deliveries: list[ReplayOut]
+
+
+async def _event_or_404(db: TenantDb, event_id: str) -> dict[str, Any]:
+    row = await db.fetch_one("get_event", id=event_id)
+    if row is None:
+        raise Problem(404, f"No event {event_id!r}.")
+    return row
 
 
 def _event_out(row: dict[str, Any]) -> EventOut:

@@ -9,7 +9,7 @@ from psycopg_pool import PoolTimeout
 
 from relay import __version__
 from relay.db.migrate import latest_version
-from relay.db.sql import fetch_one, queries
+from relay.db.sql import fetch_one
 
 
 class Health(msgspec.Struct):
@@ -44,10 +44,13 @@ async def ready(request: Request) -> Response[Readiness]:
     lag: float | None = None
     try:
         async with request.app.state.pool.connection(timeout=2) as conn:
-            if (await (await conn.execute(queries["migrations_table_exists"])).fetchone())[0]:
-                version = (await (await conn.execute(queries["schema_version"])).fetchone())[0]
+            table = await fetch_one(conn, "migrations_table_exists", {})
+            if table and table["present"]:
+                row = await fetch_one(conn, "schema_version", {})
+                version = row["version"] if row else None
             if version == expected:
-                lag = float((await fetch_one(conn, "queue_lag", {}))["queue_lag_seconds"])
+                queue = await fetch_one(conn, "queue_lag", {})
+                lag = float(queue["queue_lag_seconds"]) if queue else None
     except (psycopg.Error, PoolTimeout, OSError):
         reasons.append("database unreachable")
     else:

@@ -10,13 +10,11 @@ import procrastinate
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from relay.api.errors import Problem, problem_responses
 from relay.api.rows import from_row
-from relay.db.sql import fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 from relay.ids import new_id
 from relay.jobs import defer_operation
 
@@ -42,14 +40,12 @@ def operation_out(row: dict[str, Any]) -> OperationOut:
     return from_row(OperationOut, row)
 
 
-async def start_operation(conn: AsyncConnection, tenant_id: str, kind: str, scope: dict[str, Any]) -> OperationOut:
+async def start_operation(db: TenantDb, kind: str, scope: dict[str, Any]) -> OperationOut:
     """Store an operation, then queue its job; a job that failed to queue is queued by the next sweep."""
-    row = await fetch_one(
-        conn, "insert_operation", {"id": new_id("op"), "tenant_id": tenant_id, "kind": kind, "filter": Jsonb(scope)}
-    )
+    row = await db.fetch_one("insert_operation", id=new_id("op"), kind=kind, filter=Jsonb(scope))
     assert row is not None
     try:
-        await defer_operation(tenant_id, row["id"])
+        await defer_operation(db.tenant_id, row["id"])
     except procrastinate.exceptions.ConnectorException:
         pass  # relay.requeue_operations queues it within a minute
     return operation_out(row)
@@ -63,13 +59,10 @@ class OperationController(Controller):
 
     @get("/{operation_id:str}", operation_id="getOperation", responses=problem_responses(401, 404))
     async def read(
-        self,
-        principal: NamedDependency[Principal],
-        conn: NamedDependency[AsyncConnection],
-        operation_id: Annotated[str, PathParameter(max_length=64)],
+        self, db: NamedDependency[TenantDb], operation_id: Annotated[str, PathParameter(max_length=64)]
     ) -> OperationOut:
         """Read an operation's progress."""
-        row = await fetch_one(conn, "get_operation", {"tenant_id": principal.tenant_id, "id": operation_id})
+        row = await db.fetch_one("get_operation", id=operation_id)
         if row is None:
             raise Problem(404, f"No operation {operation_id!r}.")
         return operation_out(row)

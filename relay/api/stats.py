@@ -8,13 +8,11 @@ from typing import Any
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
-from psycopg import AsyncConnection
 
 from relay.api.errors import problem_responses
 from relay.api.rows import from_row
 from relay.db.rollups import quantile_ms
-from relay.db.sql import fetch_all, fetch_one
-from relay.db.tenants import Principal
+from relay.db.tenant_db import TenantDb
 
 
 class EndpointCounts(msgspec.Struct):
@@ -77,14 +75,13 @@ def start_of_day() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def health_figures(conn: AsyncConnection, tenant_id: str, endpoint_id: str | None) -> dict[str, Any]:
-    """Gather the figures shared by the tenant and endpoint stats."""
-    scope = {"tenant_id": tenant_id, "endpoint_id": endpoint_id}
-    rollup = await fetch_one(conn, "tenant_rollups_since", {**scope, "since": start_of_day()})
+async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any]:
+    """Gather the figures shared by the tenant and endpoint stats (`endpoint_id` None: the whole tenant)."""
+    rollup = await db.fetch_one("tenant_rollups_since", endpoint_id=endpoint_id, since=start_of_day())
     assert rollup is not None
-    open_rows = {row["state"]: row for row in await fetch_all(conn, "open_delivery_counts", scope)}
-    dead_letter = await fetch_one(conn, "dead_letter_size", scope)
-    failures = await fetch_all(conn, "recent_failures", {**scope, "limit": 10})
+    open_rows = {row["state"]: row for row in await db.fetch_all("open_delivery_counts", endpoint_id=endpoint_id)}
+    dead_letter = await db.fetch_one("dead_letter_size", endpoint_id=endpoint_id)
+    failures = await db.fetch_all("recent_failures", endpoint_id=endpoint_id, limit=10)
     finished = rollup["succeeded"] + rollup["dead"]
     buckets = [int(b) for b in rollup["buckets"] or []]
     return {
@@ -105,9 +102,10 @@ async def health_figures(conn: AsyncConnection, tenant_id: str, endpoint_id: str
 
 
 @get("/v1/stats", operation_id="getStats", tags=["stats"], responses=problem_responses(401))
-async def tenant_stats(principal: NamedDependency[Principal], conn: NamedDependency[AsyncConnection]) -> TenantStats:
+async def tenant_stats(db: NamedDependency[TenantDb]) -> TenantStats:
     """Endpoints, today's events and deliveries, success rate, dead letter, latency and recent failures."""
-    endpoints = await fetch_one(conn, "endpoint_counts", {"tenant_id": principal.tenant_id})
-    events = await fetch_one(conn, "events_since", {"tenant_id": principal.tenant_id, "since": start_of_day()})
-    figures = await health_figures(conn, principal.tenant_id, None)
+    endpoints = await db.fetch_one("endpoint_counts")
+    assert endpoints is not None  # an aggregate always returns its row
+    events = await db.fetch_one("events_since", since=start_of_day())
+    figures = await health_figures(db, None)
     return TenantStats(**figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0)

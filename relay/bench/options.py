@@ -43,4 +43,5 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--quiet-events", type=int, default=100, help="noisy-neighbour: the quiet tenant's events (100)"
     )
     parser.add_argument("--quiet-rate", type=float, default=10.0, help="noisy-neighbour: quiet events per second (10)")
+    parser.add_argument("--keep", action="store_true", help="keep the relay_bench database (default: drop it)")
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -19,7 +19,7 @@ import psycopg
 from relay import __version__
 from relay.bench.processes import ChildProcess, free_port, relay_command
 from relay.bench.receiver import Stats
-from relay.db.admin import create_database, server_version
+from relay.db.admin import create_database, drop_database, server_version
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
 from relay.settings import Settings
@@ -40,9 +40,12 @@ def _embedded_server(settings: Settings) -> str:
     return embedded_url(settings.home)
 
 
-def _bench_database(settings: Settings) -> str:
-    """Return a URL to a freshly created, migrated bench database on the configured server."""
-    server = settings.database_url or _embedded_server(settings)
+def _bench_server(settings: Settings) -> str:
+    return settings.database_url or _embedded_server(settings)
+
+
+def _bench_database(server: str) -> str:
+    """Return a URL to a freshly created, migrated bench database on `server`."""
     url = create_database(server, BENCH_DB, fresh=True)
     migrate(url)
     return url
@@ -56,7 +59,7 @@ class Processes:
             **os.environ,
             "DATABASE_URL": conninfo,
             "RELAY_LOG_FORMAT": "json",
-            "RELAY_LOG_LEVEL": "warning",
+            "RELAY_LOG_LEVEL": "info",  # the logs the bench points to show what each process did
             "RELAY_ALLOWED_NETWORKS": "127.0.0.0/8",  # the bench's receiver is on loopback
         }
         if not rate_limited:
@@ -259,7 +262,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         run_stats_bench(settings, server)
         return 0
     say(args, "preparing a fresh bench database ...")
-    conninfo = _bench_database(settings)
+    server = _bench_server(settings)
+    conninfo = _bench_database(server)
     logs = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     procs = Processes(conninfo, logs, rate_limited=not args.no_rate_limit)
     try:
@@ -269,12 +273,14 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             result = asyncio.run(_bench(args, conninfo, procs))
     finally:
         procs.stop()
+        if not args.keep:
+            drop_database(server, BENCH_DB)
     if not args.json:
         print("\n--- relay bench result ---")
         width = max(len(key) for key in result)
         for key, value in result.items():
             print(f"{key:<{width}}  {value}")
-        print(f"(process logs: {logs})")
+        print(f"(process logs: {logs}" + (f"; database {BENCH_DB} kept)" if args.keep else ")"))
     print("RESULT " + msgspec.json.encode(result).decode())
     if args.scenario == "noisy-neighbour":
         return 0 if result["quiet_received"] >= result["quiet_events"] else 1

@@ -6,11 +6,14 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from relay.db.sql import fetch_all, queries
+from relay.envelope import build_envelope
+from relay.ids import new_id
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,29 @@ def request_hash(event_type: str, payload: bytes, channels: tuple[str, ...], end
     return digest.digest()
 
 
+def new_event(
+    event_type: str,
+    payload: bytes,
+    *,
+    channels: tuple[str, ...] = (),
+    endpoint_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> NewEvent:
+    """Build an event created now: a fresh id, the envelope around `payload`'s exact bytes, and its fingerprint."""
+    event_id = new_id("evt")
+    created_at = datetime.now(UTC)
+    return NewEvent(
+        id=event_id,
+        type=event_type,
+        channels=channels,
+        body=build_envelope(event_id, event_type, created_at, payload),
+        idempotency_key=idempotency_key,
+        endpoint_id=endpoint_id,
+        created_at=created_at,
+        request_hash=request_hash(event_type, payload, channels, endpoint_id),
+    )
+
+
 async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewEvent]) -> list[Accepted]:
     """Store events and their deliveries in one transaction; return one answer per event, in order.
 
@@ -64,7 +90,8 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
     # idempotency check may have to undo the other events of a batch.
     needs_transaction = len(events) > 1 and any(event.idempotency_key for event in events)
     async with conn.transaction() if needs_transaction else _no_transaction():
-        cursor = await conn.execute(
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(
             queries["insert_events"],
             {
                 "tenant_id": tenant_id,
@@ -79,7 +106,7 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
             },
         )
         rows = await cursor.fetchall()
-        answers = [Accepted(id=row[0], deliveries=row[2], created=row[1]) for row in rows]
+        answers = [Accepted(id=row["id"], deliveries=row["deliveries"], created=row["inserted"]) for row in rows]
         replayed = [event for event, answer in zip(events, answers, strict=True) if not answer.created]
         if not replayed:
             return answers

@@ -8,17 +8,14 @@ so it is signed, retried, logged and replayable like any delivery.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from relay.db.events import NewEvent, insert_events, request_hash
+from relay.db.events import insert_events, new_event
 from relay.db.sql import queries
-from relay.envelope import build_envelope
-from relay.ids import new_id
 
 OPERATOR_TENANT = "ten_" + "0" * 32
 OPERATOR_ENDPOINT = "ep_" + "0" * 32
@@ -50,26 +47,10 @@ async def configure_operator_endpoint(conn: AsyncConnection, url: str | None, se
 
 async def emit(conn: AsyncConnection, event_type: str, items: list[dict[str, Any]]) -> None:
     """Ingest one operational event per item for the operator endpoint (nothing when it is off)."""
-    if not items:
-        return
-    now = datetime.now(UTC)
-    events = []
-    for item in items:
-        if item.get("tenant_id") == OPERATOR_TENANT:
-            continue  # never report on the operator's own deliveries: no loops
-        event_id = new_id("evt")
-        payload = msgspec.json.encode(item)
-        events.append(
-            NewEvent(
-                id=event_id,
-                type=event_type,
-                channels=(),
-                body=build_envelope(event_id, event_type, now, payload),
-                idempotency_key=None,
-                endpoint_id=OPERATOR_ENDPOINT,
-                created_at=now,
-                request_hash=request_hash(event_type, payload, (), OPERATOR_ENDPOINT),
-            )
-        )
+    events = [
+        new_event(event_type, msgspec.json.encode(item), endpoint_id=OPERATOR_ENDPOINT)
+        for item in items
+        if item.get("tenant_id") != OPERATOR_TENANT  # never report on the operator's own deliveries: no loops
+    ]
     if events:
         await insert_events(conn, OPERATOR_TENANT, events)

@@ -27,14 +27,30 @@ def parse_queries(text: str) -> dict[str, str]:
 
 
 def load_queries(folder: Path) -> dict[str, str]:
-    """Read every .sql file in `folder`; a name defined twice is an error."""
-    queries: dict[str, str] = {}
+    """Read every .sql file in `folder`; a name defined twice is an error.
+
+    A block named `fragment_…` is not a query but text that queries include as
+    `{{fragment_…}}` (a column list written once, say).
+    """
+    blocks: dict[str, str] = {}
     for path in sorted(folder.glob("*.sql")):
         for name, body in parse_queries(path.read_text()).items():
-            if name in queries:
+            if name in blocks:
                 raise ValueError(f"query {name!r} is defined twice (again in {path.name})")
-            queries[name] = body
-    return queries
+            blocks[name] = body
+    fragments = {name: _strip_comments(body) for name, body in blocks.items() if name.startswith("fragment_")}
+
+    def include(match: re.Match[str]) -> str:
+        return fragments[match.group(1)]
+
+    return {name: _FRAGMENT.sub(include, body) for name, body in blocks.items() if name not in fragments}
+
+
+_FRAGMENT = re.compile(r"\{\{(fragment_\w+)\}\}")
+
+
+def _strip_comments(body: str) -> str:
+    return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--")).strip()
 
 
 queries = load_queries(sql_dir() / "queries")

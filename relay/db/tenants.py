@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from relay.db.sql import queries
+from relay.db.sql import fetch_one, queries
 from relay.ids import new_id
 
 KEY_PREFIX = "rly_"
@@ -43,11 +43,10 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(24)
 
 
-def api_key_row(tenant_id: str, name: str, api_key: str, rate_limit: int | None = None) -> dict[str, object]:
-    """Return the parameters that store a new key (its hash and display prefix, never the key)."""
+def api_key_row(name: str, api_key: str, rate_limit: int | None = None) -> dict[str, object]:
+    """Return the parameters that store a new key (its hash and display prefix, never the key), tenant aside."""
     return {
         "id": new_id("key"),
-        "tenant_id": tenant_id,
         "name": name,
         "prefix": api_key[:12],
         "key_hash": hash_key(api_key),
@@ -61,12 +60,11 @@ def create_tenant(conn: psycopg.Connection, name: str, key_name: str = "default"
     api_key = new_api_key()
     with conn.transaction():
         conn.execute(queries["create_tenant"], {"id": tenant_id, "name": name})
-        conn.execute(queries["insert_api_key"], api_key_row(tenant_id, key_name, api_key))
+        conn.execute(queries["insert_api_key"], {**api_key_row(key_name, api_key), "tenant_id": tenant_id})
     return tenant_id, api_key
 
 
 async def authenticate(conn: psycopg.AsyncConnection, api_key: str) -> Principal | None:
     """Return the principal of a live key, or None for an unknown or revoked one."""
-    cursor = await conn.execute(queries["authenticate_api_key"], {"key_hash": hash_key(api_key)})
-    row = await cursor.fetchone()
-    return Principal(tenant_id=row[1], key_id=row[0], rate_limit=row[2]) if row else None
+    row = await fetch_one(conn, "authenticate_api_key", {"key_hash": hash_key(api_key)})
+    return Principal(tenant_id=row["tenant_id"], key_id=row["id"], rate_limit=row["rate_limit"]) if row else None

@@ -43,4 +43,4 @@ SELECT secret FROM relay.signing_keys WHERE name = %(name)s
 LIMIT 1;
 
 -- name: tenant_name
-SELECT name FROM relay.tenants WHERE id = %(id)s;
+SELECT name FROM relay.tenants WHERE id = %(tenant_id)s;

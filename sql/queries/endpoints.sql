@@ -1,3 +1,11 @@
+-- name: fragment_endpoint_columns
+-- An endpoint as the API may show it: every column but the signing secrets, which only
+-- creation and get_endpoint_secrets reveal.
+id, url, description, event_types, channels, headers, enabled, disabled_reason, timeout_ms, retry_schedule,
+       rate_limit, max_in_flight, fifo, legacy_signature, paused, verification, verification_error, failing_since,
+       circuit_state, consecutive_failures, circuit_retry_at, circuit_cooldown_seconds, concurrency_level,
+       in_flight, created_at, updated_at
+
 -- name: insert_endpoint
 INSERT INTO relay.endpoints (id, tenant_id, url, description, secret, event_types, channels, headers, enabled,
                              timeout_ms, retry_schedule, rate_limit, max_in_flight, fifo, legacy_signature,
@@ -5,14 +13,30 @@ INSERT INTO relay.endpoints (id, tenant_id, url, description, secret, event_type
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(secret)s, %(event_types)s, %(channels)s,
         %(headers)s, %(enabled)s, %(timeout_ms)s, %(retry_schedule)s, %(rate_limit)s, %(max_in_flight)s, %(fifo)s,
         %(legacy_signature)s, %(verification)s)
-RETURNING *;
+-- The endpoint as the API shows it, and the secret: creation is one of the two times it is shown.
+RETURNING {{fragment_endpoint_columns}}, secret;
 
 -- name: get_endpoint
+-- The whole row, signing secrets included: for the sender (verification signs its challenge).
+-- The API reads get_endpoint_without_secrets.
 SELECT * FROM relay.endpoints
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL;
 
+-- name: get_endpoint_without_secrets
+-- Every read of the API lists these columns: never secret or previous_secret, which only
+-- get_endpoint_secrets reveals.
+SELECT {{fragment_endpoint_columns}}
+FROM relay.endpoints
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL;
+
+-- name: get_endpoint_secrets
+-- For GET /v1/endpoints/{id}/secret, and for scrubbing them from what is sent to Claude.
+SELECT secret, previous_secret FROM relay.endpoints
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL;
+
 -- name: list_endpoints
-SELECT * FROM relay.endpoints
+SELECT {{fragment_endpoint_columns}}
+FROM relay.endpoints
 WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
 ORDER BY id DESC
@@ -43,12 +67,12 @@ UPDATE relay.endpoints SET
     circuit_state = CASE WHEN %(enabled)s AND NOT enabled THEN 'closed' ELSE circuit_state END,
     updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
-RETURNING *;
+RETURNING {{fragment_endpoint_columns}};
 
 -- name: set_endpoint_paused
 UPDATE relay.endpoints SET paused = %(paused)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
-RETURNING *;
+RETURNING {{fragment_endpoint_columns}};
 
 -- name: rotate_endpoint_secret
 -- The current secret becomes the previous one and keeps signing until the grace period ends.
@@ -58,12 +82,12 @@ SET previous_secret = secret,
     secret = %(secret)s,
     updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
-RETURNING *;
+RETURNING secret, previous_secret_expires_at;
 
 -- name: set_endpoint_verification
 UPDATE relay.endpoints SET verification = %(verification)s, verification_error = %(error)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
-RETURNING *;
+RETURNING {{fragment_endpoint_columns}};
 
 -- name: delete_endpoint
 UPDATE relay.endpoints SET deleted_at = now(), enabled = false, disabled_reason = 'deleted', updated_at = now()

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import psycopg
+
+from relay.db.admin import database_url
 from tests.support import REPO, relay_env
+
+
+def bench_database_exists(conninfo: str) -> bool:
+    with psycopg.connect(database_url(conninfo, "postgres"), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = 'relay_bench'").fetchone() is not None
 
 
 def test_bench_completes_and_prints_a_result_line(conninfo: str) -> None:
@@ -23,3 +33,24 @@ def test_bench_completes_and_prints_a_result_line(conninfo: str) -> None:
     assert figures["ingest_single_events"] == 200 and figures["fanout"] == 2
     for key in ("ingest_single_events_per_s", "ingest_batch_events_per_s", "drain_deliveries_per_s", "delivery_e2e_p95_ms"):
         assert figures[key] > 0, key
+
+
+def test_noisy_neighbour_scenario_prints_the_quiet_tenants_latency_and_cleans_up(conninfo: str) -> None:
+    env = relay_env(conninfo)
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "bench", "--scenario", "noisy-neighbour", "--backlog", "100",
+         "--slow-ms", "1000", "--quiet-events", "10", "--quiet-rate", "20"],
+        env=env, capture_output=True, text=True, cwd=REPO, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    figures = json.loads(line.removeprefix("RESULT "))
+    assert figures["scenario"] == "noisy-neighbour" and figures["quiet_received"] == figures["quiet_events"] == 10
+    assert 1 <= figures["noisy_max_concurrent_requests"] <= 64  # never the worker's whole concurrency (256)
+    for key in ("quiet_e2e_p50_ms", "quiet_e2e_p95_ms", "quiet_e2e_p99_ms"):
+        assert 0 < figures[key] < 60_000, key
+    # The database it made is gone, and the logs it names hold what the processes printed.
+    assert not bench_database_exists(conninfo)
+    logs = Path(re.search(r"\(process logs: ([^;)]+)", result.stdout).group(1))
+    assert (logs / "worker-0.log").read_text().strip(), "the worker's log is empty"
+    assert (logs / "api.log").read_text().strip(), "the API's log is empty"

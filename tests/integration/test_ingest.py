@@ -1,13 +1,11 @@
 """Ingest in PostgreSQL: fan-out with filters, idempotency, atomic batches (F1-F4)."""
 
 import asyncio
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from relay.db.events import IdempotencyConflict, NewEvent, insert_events, request_hash
-from relay.envelope import build_envelope
+from relay.db.events import IdempotencyConflict, NewEvent, insert_events, new_event
 from relay.ids import new_id
 from relay.signing import new_secret
 
@@ -23,11 +21,7 @@ def add_endpoint(db, tenant_id: str, *, event_types=(), channels=(), enabled=Tru
 
 
 def event(event_type: str, *, key: str | None = None, channels=(), payload=b'{"a":1}', endpoint_id=None) -> NewEvent:
-    event_id, now = new_id("evt"), datetime.now(UTC)
-    return NewEvent(
-        event_id, event_type, tuple(channels), build_envelope(event_id, event_type, now, payload), key, endpoint_id, now,
-        request_hash(event_type, payload, tuple(channels), endpoint_id),
-    )
+    return new_event(event_type, payload, channels=tuple(channels), endpoint_id=endpoint_id, idempotency_key=key)
 
 
 def ingest(conninfo: str, tenant_id: str, events: list[NewEvent]):
