@@ -10,6 +10,7 @@ import json
 import sys
 
 from relay.settings import Settings, load_settings
+from relay.supervise import WorkerFailed
 
 
 def resolve_database(settings: Settings) -> str:
@@ -70,12 +71,14 @@ def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
+    import structlog
     import uvicorn
 
     from relay.log import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
     _require_database_url(settings, "api")
+    structlog.get_logger("relay.api").info("api.starting", host=args.host, port=args.port, workers=args.workers)
     uvicorn.run(
         "relay.api.asgi:app",
         host=args.host,
@@ -101,7 +104,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         install_stop_signals(stop)
         await run_worker(settings, conninfo, stop, concurrency=args.concurrency)
 
-    _run(main())
+    try:
+        _run(main())
+    except WorkerFailed:
+        sys.exit(1)  # already logged with its traceback; the process manager starts a fresh worker
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
@@ -147,10 +153,15 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
         worker = asyncio.create_task(run_worker(settings, conninfo, stop, concurrency=args.concurrency))
         await stop.wait()
         server.should_exit = True
-        await asyncio.gather(api, worker, return_exceptions=True)
+        _, worker_result = await asyncio.gather(api, worker, return_exceptions=True)
         log.info("relay.dev.stopped")
+        if isinstance(worker_result, WorkerFailed):
+            raise worker_result
 
-    _run(main())
+    try:
+        _run(main())
+    except WorkerFailed:
+        sys.exit(1)  # already logged with its traceback
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> None:

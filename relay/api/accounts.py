@@ -1,4 +1,4 @@
-"""`/v1/auth`: register, log in, refresh (rotating), log out, and who am I (F21)."""
+"""`/v1/auth`: register, log in, refresh (rotating), log out, and who am I."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`/v1/ai`: analyse an endpoint's failures, validate a payload, answer a debugging question, list alerts (F33-F37).
+"""`/v1/ai`: analyse an endpoint's failures, validate a payload, answer a debugging question, list alerts.
 
 Every answer names the engine that made it: "rules" (always available, deterministic) or
 "claude" (when ANTHROPIC_API_KEY is set). Claude is given the rules' findings and a compact,

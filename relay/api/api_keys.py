@@ -1,4 +1,4 @@
-"""`/v1/api-keys`: create (shown once), list (prefix only), revoke (F22)."""
+"""`/v1/api-keys`: create (shown once), list (prefix only), revoke."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`/v1/dead-letter`: dead deliveries not yet replayed or discarded; replay them in bulk, or discard (F12)."""
+"""`/v1/dead-letter`: dead deliveries not yet replayed or discarded; replay them in bulk, or discard."""
 
 from __future__ import annotations
 

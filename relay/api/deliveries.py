@@ -1,4 +1,4 @@
-"""`/v1/deliveries`: the delivery log, filtered and paginated, with every attempt (F25)."""
+"""`/v1/deliveries`: the delivery log, filtered and paginated, with every attempt."""
 
 from __future__ import annotations
 

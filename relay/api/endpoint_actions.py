@@ -1,4 +1,4 @@
-"""`/v1/endpoints/{id}/…`: pause, resume, rotate the secret, test, verify, stats, recover (F8, F13-F15, F19, F20)."""
+"""`/v1/endpoints/{id}/…`: pause, resume, rotate the secret, test, verify, stats, recover."""
 
 from __future__ import annotations
 

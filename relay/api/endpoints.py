@@ -39,7 +39,7 @@ RateLimit = Annotated[int, Meta(ge=1, le=100_000, description="At most this many
 MaxInFlight = Annotated[int, Meta(ge=1, le=1000, description="At most this many attempts in flight at once (1-1000).")]
 EndpointId = Annotated[str, PathParameter(max_length=64, description="An endpoint id (`ep_…`).")]
 
-# Headers Relay sets itself (F6, F7); an endpoint may not replace them.
+# Headers Relay sets itself; an endpoint may not replace them.
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "user-agent", "host", "connection", "transfer-encoding",
      "webhook-id", "webhook-timestamp", "webhook-signature", "x-relay-signature"}

@@ -1,4 +1,4 @@
-"""`GET /metrics`: Prometheus text format (F27).
+"""`GET /metrics`: Prometheus text format.
 
 Delivery, ingest, queue and circuit figures are read from PostgreSQL at scrape time
 (rollups, the ingest sequence, the queue itself), so every API process answers the same

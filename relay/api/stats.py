@@ -1,4 +1,4 @@
-"""`GET /v1/stats`: the tenant's delivery health today, read from rollups and small indexes (F26)."""
+"""`GET /v1/stats`: the tenant's delivery health today, read from rollups and small indexes."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import structlog
@@ -28,6 +29,7 @@ from relay.delivery.outcome import AttemptResult, ErrorClass, next_state
 from relay.delivery.recording import CircuitSettings, Outcome, write_outcomes
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
+from relay.supervise import failure_of, keep_running
 
 CHANNEL = "relay_deliveries"
 _RECORD_BATCH = 1000
@@ -81,19 +83,47 @@ class Dispatcher:
         self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until `stop` is set, then finish in-flight attempts and record them."""
-        listener = asyncio.create_task(self._listen(stop), name="relay-listen")
+        """Dispatch until `stop` is set, then finish in-flight attempts and record them.
+
+        The NOTIFY listener is started again after a crash (the poll covers the gap). A crash of the
+        claim loop or the recorder raises WorkerFailed: the worker must exit and be restarted; the
+        leases bring back what was in flight, as lost attempts that cost no retry step.
+        """
+        listener = asyncio.create_task(
+            keep_running("relay-listen", lambda: self._listen(stop), stop, max_delay=10.0), name="relay-listen"
+        )
         recorder = asyncio.create_task(self._record_loop(), name="relay-record")
+        claimer = asyncio.create_task(self._claim_loop(stop), name="relay-claim")
         try:
-            await self._claim_loop(stop)
+            await asyncio.wait([claimer, recorder], return_when=asyncio.FIRST_COMPLETED)
+            failures = [failure for failure in (failure_of(recorder), failure_of(claimer)) if failure]
+            if recorder.done():  # before it was told to finish: it crashed
+                # No outcome can be written any more: waiting for the attempts in flight would only delay the exit.
+                raise failures[0]
+            # The claim loop ended (stop, or a crash) but the recorder works: what is in flight is recorded first,
+            # so that fewer deliveries are sent twice.
+            await self._drain(recorder)
+            if failures:
+                raise failures[0]
         finally:
-            listener.cancel()
-            if self._inflight:
-                log.info("dispatcher.draining", in_flight=len(self._inflight))
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            await self._results.put(None)
-            await recorder
+            tasks = [listener, claimer, recorder, *self._inflight]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # the attempts' own failures are logged by _done
             await self._sender.close()
+
+    async def _drain(self, recorder: asyncio.Task[None]) -> None:
+        """Let the attempts in flight finish and record every outcome; raise WorkerFailed if the recorder dies."""
+        if self._inflight:
+            log.info("dispatcher.draining", in_flight=len(self._inflight))
+            waiting: list[asyncio.Future[Any]] = [asyncio.gather(*self._inflight, return_exceptions=True), recorder]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not recorder.done():
+            await self._results.put(None)
+            await asyncio.wait([recorder])
+        failure = failure_of(recorder)
+        if failure is not None:
+            raise failure
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -274,3 +304,4 @@ async def _first_of(*events: asyncio.Event, timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

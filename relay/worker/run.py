@@ -8,6 +8,7 @@ import signal
 
 import procrastinate
 import structlog
+from psycopg_pool import AsyncConnectionPool
 
 from relay.db.operator import configure_operator_endpoint
 from relay.db.pool import open_pool
@@ -16,19 +17,22 @@ from relay.delivery.recording import CircuitSettings
 from relay.delivery.sender import Sender
 from relay.jobs import Resources, use_database
 from relay.settings import Settings
+from relay.supervise import WorkerFailed, keep_running
 from relay.urlguard import AddressPolicy, describe
 
 log = structlog.get_logger("relay.worker")
 
 
 async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, concurrency: int | None = None) -> None:
-    """Deliver and run jobs until `stop` is set; in-flight attempts finish and are recorded first."""
+    """Deliver and run jobs until `stop` is set; in-flight attempts finish and are recorded first.
+
+    If the claim loop or the recorder crashes, set `stop` and raise WorkerFailed: the process must
+    exit non-zero so that its manager starts it again (see Dispatcher.run).
+    """
     concurrency = concurrency or settings.dispatch_concurrency
     pool = await open_pool(conninfo, min_size=2, max_size=4, name="relay-worker")
     sender_policy = AddressPolicy(settings.allowed_networks or ())
-    sender = Sender(
-        max_connections=concurrency, response_body_limit=settings.response_body_limit, policy=sender_policy
-    )
+    sender = Sender(max_connections=concurrency, response_body_limit=settings.response_body_limit, policy=sender_policy)
     dispatcher = Dispatcher(
         pool,
         conninfo,
@@ -54,9 +58,16 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
     jobs_pool = await open_pool(conninfo, min_size=1, max_size=6, name="relay-jobs", autocommit=False)
     jobs_app = use_database(conninfo)
     try:
-        jobs = asyncio.create_task(_supervise_jobs(jobs_app, jobs_pool, context, stop))
+        # procrastinate's worker keeps its state in the database: after a crash it can simply start again.
+        jobs = asyncio.create_task(
+            keep_running("relay-jobs", lambda: _run_jobs(jobs_app, jobs_pool, context), stop, first_delay=1.0),
+            name="relay-jobs",
+        )
         try:
             await dispatcher.run(stop)
+        except WorkerFailed:
+            stop.set()  # the rest of this process stops with it: procrastinate's worker, the API under `relay dev`
+            raise
         finally:
             jobs.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -67,21 +78,16 @@ async def run_worker(settings: Settings, conninfo: str, stop: asyncio.Event, *, 
         log.info("worker.stopped", attempts=dispatcher.sent)
 
 
-async def _supervise_jobs(jobs_app: procrastinate.App, jobs_pool, context: dict, stop: asyncio.Event) -> None:
-    """Run procrastinate's worker, and start it again if it fails (say, while PostgreSQL restarts)."""
-    while not stop.is_set():
-        try:
-            async with jobs_app.open_async(pool=jobs_pool):
-                await jobs_app.run_worker_async(
-                    install_signal_handlers=False, concurrency=4, name="relay-jobs",
-                    additional_context=context, delete_jobs="successful",
-                )
-            log.warning("worker.jobs_restarting", reason="procrastinate's worker stopped")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure: log, wait, start again
-            log.warning("worker.jobs_restarting", error_type=type(exc).__name__, error=str(exc)[:200])
-        await asyncio.sleep(2)  # back off before starting again, not synchronisation
+async def _run_jobs(jobs_app: procrastinate.App, jobs_pool: AsyncConnectionPool, context: dict) -> None:
+    """Run procrastinate's worker until cancelled, or until it stops itself (one of its side tasks failed)."""
+    async with jobs_app.open_async(pool=jobs_pool):
+        await jobs_app.run_worker_async(
+            install_signal_handlers=False,
+            concurrency=4,
+            name="relay-jobs",
+            additional_context=context,
+            delete_jobs="successful",
+        )
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
