@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import structlog
 from procrastinate.schema import SchemaManager
+from psycopg.rows import dict_row
 
 from relay.db.sql import queries, sql_dir
 
@@ -61,7 +62,7 @@ def migrate(conninfo: str) -> list[str]:
 
 
 def _apply_relay_migrations(conn: psycopg.Connection) -> list[str]:
-    done = {row[0] for row in conn.execute(queries["applied_migrations"])}
+    done = {row["version"] for row in conn.cursor(row_factory=dict_row).execute(queries["applied_migrations"])}
     applied_now = []
     for version, path in migration_files():
         if version in done:
@@ -79,10 +80,11 @@ def _apply_procrastinate_migrations(conn: psycopg.Connection) -> list[str]:
     Pre and post migrations run back to back: `relay migrate` is one step, run before the new code starts.
     """
     shipped = procrastinate_migration_files()
-    recorded = {row[0] for row in conn.execute(queries["recorded_procrastinate_migrations"])}
+    reader = conn.cursor(row_factory=dict_row)
+    recorded = {row["name"] for row in reader.execute(queries["recorded_procrastinate_migrations"])}
     if not recorded:
-        installed = conn.execute(queries["procrastinate_installed"]).fetchone()
-        if installed and not installed[0]:
+        installed = reader.execute(queries["procrastinate_installed"]).fetchone()
+        if installed and not installed["installed"]:
             # schema.sql is the shipped migrations folded together: record them all with it.
             with conn.transaction():
                 conn.execute(SchemaManager.get_schema())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection
 
-from relay.db.sql import queries
+from relay.db.sql import fetch_one
 
 # A busy key's counter is spread over this many rows; the sum is read across them.
 SHARDS = 8
@@ -40,12 +40,11 @@ async def spend(conn: AsyncConnection, subject: str, cost: int, limit: int) -> A
 
     A refused request is counted too, so hammering a limit does not earn a client more.
     """
-    cursor = await conn.execute(
-        queries["spend_rate_limit"], {"subject": subject, "shard": random.randrange(SHARDS), "cost": cost}
+    row = await fetch_one(
+        conn, "spend_rate_limit", {"subject": subject, "shard": random.randrange(SHARDS), "cost": cost}
     )
-    row = await cursor.fetchone()
     assert row is not None  # an upsert … RETURNING always returns its row
-    used_before, resets_in = row
+    used_before, resets_in = row["used_before"], row["resets_in"]
     used = used_before + cost
     return Allowance(
         allowed=used <= limit,

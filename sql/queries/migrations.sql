@@ -28,7 +28,7 @@ INSERT INTO relay.procrastinate_migrations (name, source) SELECT unnest(%(names)
 
 -- name: procrastinate_installed
 -- Unqualified, like procrastinate's own SQL: its objects live in the first schema of the search path.
-SELECT to_regclass('procrastinate_jobs') IS NOT NULL;
+SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS installed;
 
 -- name: procrastinate_schema_markers
 -- One row per procrastinate 3.x migration: is what it changes visible in the catalog? Read only on a
