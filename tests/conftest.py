@@ -79,3 +79,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if Path(str(item.fspath)).parent.name == "acceptance":
             item.add_marker(pytest.mark.acceptance)
     items.sort(key=lambda item: _TIERS.get(Path(str(item.fspath)).parent.name, 3))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a PostgreSQL server the suite started (data under its temp dir) is still running."""
+    import psutil
+
+    try:
+        base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return
+    left = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and cmdline[0].endswith("postgres") and any(arg.startswith(base) for arg in cmdline):
+            left.append(proc)
+    for proc in left:
+        proc.kill()  # do not let it outlive the run, whatever the verdict
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nPostgreSQL servers started by the tests were still running (killed): {[p.pid for p in left]}")

