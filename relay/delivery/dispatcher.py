@@ -169,9 +169,6 @@ class Dispatcher:
             cursor = conn.cursor(row_factory=dict_row)
             self._no_claim_running.clear()
             try:
-                # Never a prepared statement: PostgreSQL's generic plan for it (no values for the limit,
-                # the credits or how many endpoints are busy) was seen taking 1-3 s a round where the
-                # plan made for the actual values takes milliseconds.
                 await cursor.execute(
                     queries["claim_due_deliveries"],
                     {
@@ -182,7 +179,6 @@ class Dispatcher:
                         "credit_endpoint_ids": [key[1] for key, _ in credit],
                         "credits": [n for _, n in credit],
                     },
-                    prepare=False,
                 )
                 rows = await cursor.fetchall()
             finally:
