@@ -67,7 +67,7 @@ def cmd_psql(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
     from relay.listen import listen
 
-    listen(args.host, args.port, args.secret, args.status)
+    listen(args.host, args.port, args.secret, args.status, all_headers=args.headers)
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--port", type=int, default=9000)
     listen.add_argument("--secret", default=None, help="the endpoint's whsec_ secret, to verify signatures")
     listen.add_argument("--status", type=int, default=200, help="status to answer with (default 200)")
+    listen.add_argument("--headers", action="store_true", help="print every request header, not only the webhook ones")
     listen.set_defaults(func=cmd_listen)
 
     from relay.bench.options import add_bench_arguments

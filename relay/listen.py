@@ -10,10 +10,13 @@ from aiohttp import web
 from relay.signing import verify
 
 _TOLERANCE_S = 300
+# Printed for every request (the rest only with --headers): what a webhook receiver looks at.
+WEBHOOK_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature",
+                   "x-relay-signature")
 
 
-def make_app(secret: str | None, status: int, out=sys.stdout) -> web.Application:
-    """Return an app that answers every request with `status` and prints what it got."""
+def make_app(secret: str | None, status: int, out=sys.stdout, all_headers: bool = False) -> web.Application:
+    """Return an app that answers every request with `status` and prints it: request line, headers, body."""
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
@@ -26,7 +29,11 @@ def make_app(secret: str | None, status: int, out=sys.stdout) -> web.Application
             verdict = "INVALID (timestamp outside 5 minutes)"
         else:
             verdict = "valid" if verify(secret, msg_id, int(timestamp), body, signature) else "INVALID"
-        print(f"{request.method} {request.path_qs}  webhook-id={msg_id}  signature {verdict}", file=out)
+        print(f"{request.method} {request.path_qs} HTTP/{request.version.major}.{request.version.minor}", file=out)
+        for name, value in request.headers.items():
+            if all_headers or name.lower() in WEBHOOK_HEADERS:
+                print(f"{name.lower()}: {value}", file=out)
+        print(f"  signature {verdict}", file=out)
         print(f"  {body.decode('utf-8', 'replace')}", file=out, flush=True)
         return web.Response(status=status, text="ok" if status < 300 else "refused")
 
@@ -35,7 +42,7 @@ def make_app(secret: str | None, status: int, out=sys.stdout) -> web.Application
     return app
 
 
-def listen(host: str, port: int, secret: str | None, status: int) -> None:
+def listen(host: str, port: int, secret: str | None, status: int, all_headers: bool = False) -> None:
     """Serve until Ctrl-C."""
     print(f"listening on http://{host}:{port}/ (answering {status}); Ctrl-C to stop", flush=True)
-    web.run_app(make_app(secret, status), host=host, port=port, access_log=None, print=None)
+    web.run_app(make_app(secret, status, all_headers=all_headers), host=host, port=port, access_log=None, print=None)

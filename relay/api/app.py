@@ -25,7 +25,7 @@ from relay.api.errors import exception_handlers
 from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
 from relay.api.health import health, ready
-from relay.api.metrics import http_metrics, metrics
+from relay.api.metrics import http_metrics, metrics, metrics_head
 from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.stats import tenant_stats
@@ -83,7 +83,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         security=[{"apiKey": []}, {"bearer": []}],
     )
     app = Litestar(
-        route_handlers=[health, ready, metrics, v1],
+        route_handlers=[health, ready, metrics, metrics_head, v1],
         dependencies={
             "conn": Provide(provide_connection),  # public routes only; the others use `db`
             "db": Provide(provide_tenant_db, sync_to_thread=False),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, head
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -89,7 +89,17 @@ def _process_metrics() -> bytes:
     return generate_latest(REGISTRY)
 
 
-@get("/metrics", operation_id="metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST)
+# Exactly the type prometheus_client's text says it is (Prometheus 3 is strict about it).
+# Litestar appends "; charset=utf-8" to text types itself, so it is left off here.
+PROMETHEUS_TEXT = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
+
+
+@head("/metrics", operation_id="metricsHead", tags=["operations"], media_type=PROMETHEUS_TEXT)
+async def metrics_head() -> None:
+    """What GET /metrics would answer, without the body (for probes)."""
+
+
+@get("/metrics", operation_id="metrics", tags=["operations"], media_type=PROMETHEUS_TEXT)
 async def metrics(request: Request, conn: NamedDependency[AsyncConnection]) -> Response[bytes]:
     """Prometheus metrics: delivery figures from PostgreSQL, HTTP figures from this API process."""
     row = await fetch_one(conn, "metrics_totals", {})
@@ -98,4 +108,4 @@ async def metrics(request: Request, conn: NamedDependency[AsyncConnection]) -> R
         conn, "endpoint_concurrency", {"default_max_in_flight": request.app.state.settings.endpoint_max_in_flight}
     )
     body = render_database_metrics(row, endpoints).encode() + _process_metrics()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body, media_type=PROMETHEUS_TEXT)
