@@ -26,6 +26,7 @@ from relay.api.event_types import EventTypeController
 from relay.api.events import EventController
 from relay.api.health import health, ready
 from relay.api.metrics import http_metrics, metrics, metrics_head
+from relay.api.nul_guard import refuse_nul_characters
 from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.stats import tenant_stats
@@ -94,6 +95,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         middleware=[http_metrics.middleware, Authentication()],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        before_request=refuse_nul_characters,
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="Relay",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -86,12 +87,26 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Prob
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
-                where = str(item.get("key") or item.get("source") or "$")
-                errors.append(FieldError(where, str(item.get("message", ""))))
+                message = str(item.get("message", ""))
+                errors.append(FieldError(field_path(str(item.get("key") or ""), message), message))
     detail = exc.detail
     if exc.status_code == 404 and detail in ("Not Found", ""):
         detail = "No such resource."
     return problem_response(exc.status_code, detail, errors, exc.headers)
+
+
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
+
+
+def field_path(key: str, message: str) -> str:
+    """Return the JSON path of the field a body validation error is about.
+
+    Litestar reports msgspec's path without its `$.` (and the body itself as `data`); a
+    missing or unknown field is named in the message, not the path: `$.events[3].type`.
+    """
+    path = "$" if key in ("", "data") else ("$" + key if key.startswith("[") else "$." + key)
+    named = _NAMED_FIELD.match(message)
+    return f"{path}.{named.group(1)}" if named else path
 
 
 def _handle_database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDocument]:
