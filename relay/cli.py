@@ -60,8 +60,31 @@ def cmd_psql(args: argparse.Namespace, settings: Settings) -> None:
 
     from relay.embedded import psql_binary
 
-    binary = shutil.which("psql") or psql_binary()
-    sys.exit(subprocess.call([binary, resolve_database(settings), *args.psql_args]))
+    url = resolve_database(settings)
+    if settings.database_url is None:
+        binary = psql_binary()  # the embedded server's own: an older psql cannot describe a newer server
+    else:
+        binary = shutil.which("psql") or psql_binary()
+        _warn_if_older_psql(binary, url)
+    sys.exit(subprocess.call([binary, url, *args.psql_args]))
+
+
+def _warn_if_older_psql(binary: str, url: str) -> None:
+    """Say so when the psql found on PATH is older than the server (its \\d commands may fail)."""
+    import re
+    import subprocess
+
+    import psycopg
+
+    found = re.search(r"(\d+)(?:\.\d+)?", subprocess.run([binary, "--version"], capture_output=True, text=True).stdout)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            server = int(conn.info.server_version) // 10000
+    except psycopg.Error:
+        return  # psql will say what is wrong with the connection
+    if found and int(found.group(1)) < server:
+        print(f"relay psql: warning: {binary} is psql {found.group(1)}, older than the server "
+              f"(PostgreSQL {server}); some backslash commands may fail", file=sys.stderr)
 
 
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
