@@ -3,6 +3,7 @@ FIFO hand-over, 410 disabling and operational webhooks — all in one transactio
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import msgspec
@@ -57,7 +58,10 @@ async def write_outcomes(
         "default_max_in_flight": default_max_in_flight,
     }
     gone = _keys([o for o in batch if o.result.status == 410])
-    async with conn.transaction():
+    # Usually the one statement is the whole transaction (the pool is autocommit): no BEGIN/COMMIT
+    # round trips on the hot path. Disabling endpoints or reporting to the operator must commit with it.
+    together = bool(gone["endpoint_ids"]) or operator_webhooks
+    async with conn.transaction() if together else contextlib.nullcontext():
         row = await fetch_one(conn, "record_outcomes", params)
         recorded = row["recorded"] if row else 0
         if gone["endpoint_ids"]:
