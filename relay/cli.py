@@ -1,4 +1,4 @@
-"""The `relay` command: dev, api, worker, migrate, tenant, db-url, bench."""
+"""The `relay` command: dev, api, worker, migrate, tenant, db-url, psql, jobs, queue, listen, bench."""
 
 from __future__ import annotations
 
@@ -85,6 +85,36 @@ def _warn_if_older_psql(binary: str, url: str) -> None:
     if found and int(found.group(1)) < server:
         print(f"relay psql: warning: {binary} is psql {found.group(1)}, older than the server "
               f"(PostgreSQL {server}); some backslash commands may fail", file=sys.stderr)
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> None:
+    from relay.operate import run_jobs_cli
+
+    conninfo = _migrated_database(settings)
+    sys.exit(run_jobs_cli(conninfo, args.procrastinate_args))
+
+
+def cmd_queue(args: argparse.Namespace, settings: Settings) -> None:
+    import psycopg
+
+    from relay.operate import print_queue
+
+    try:
+        print_queue(_migrated_database(settings), as_json=args.json, tenant_id=args.tenant, endpoint_id=args.endpoint)
+    except psycopg.errors.UndefinedTable:
+        raise SystemExit("relay queue: this database has no Relay schema yet; run `relay migrate`") from None
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"relay queue: cannot reach the database: {exc}") from None
+
+
+def _migrated_database(settings: Settings) -> str:
+    """Relay's database: DATABASE_URL, or the embedded one (started if needed, its schema brought up to date)."""
+    conninfo = resolve_database(settings)
+    if not settings.database_url:
+        from relay.db.migrate import migrate
+
+        migrate(conninfo)  # the embedded database may be brand new; an external one is migrated by its operator
+    return conninfo
 
 
 def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
@@ -258,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     psql.add_argument("psql_args", nargs="*", metavar="PSQL_ARG", help="passed to psql as they are, e.g. -c 'select 1'")
     psql.set_defaults(func=cmd_psql)
 
+    jobs = commands.add_parser(
+        "jobs",
+        help="procrastinate's CLI on Relay's jobs and database, e.g. `relay jobs shell list_jobs`",
+        description="Everything after `jobs` goes to procrastinate's CLI with --app=relay.jobs.app, on Relay's "
+        "database (DATABASE_URL, or the embedded one). E.g. `relay jobs healthchecks`, "
+        "`relay jobs shell list_jobs status=failed`, `relay jobs shell` (interactive).",
+    )
+    jobs.add_argument("procrastinate_args", nargs="*", metavar="ARG", help="procrastinate's command and its arguments")
+    jobs.set_defaults(func=cmd_jobs)
+
+    queue = commands.add_parser(
+        "queue", help="the delivery queue: due, in flight, retrying, held (by reason), oldest due, per endpoint"
+    )
+    queue.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    queue.add_argument("--tenant", default=None, help="only this tenant's endpoints")
+    queue.add_argument("--endpoint", default=None, help="only this endpoint")
+    queue.set_defaults(func=cmd_queue)
+
     listen = commands.add_parser("listen", help="run a local receiver that prints deliveries and checks signatures")
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--port", type=int, default=9000)
@@ -281,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
         # Everything after `psql` is psql's own (-c, -At, ...), so argparse must not see it.
         args = argparse.Namespace(psql_args=argv[1:])
         cmd_psql(args, load_settings())
+        return
+    if argv[:1] == ["jobs"] and argv[1:2] not in (["-h"], ["--help"]):
+        cmd_jobs(argparse.Namespace(procrastinate_args=argv[1:]), load_settings())  # procrastinate parses the rest
         return
     args = build_parser().parse_args(argv)
     args.func(args, load_settings())

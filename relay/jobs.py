@@ -1,4 +1,4 @@
-"""The procrastinate app and its jobs: `procrastinate --app=relay.jobs.app <command>` inspects them.
+"""The procrastinate app and its jobs: `relay jobs <command>` inspects them with procrastinate's CLI.
 
 Deliveries do not go through procrastinate (the deliveries table is their queue, see
 relay/delivery). procrastinate carries periodic duties and background jobs; they run
@@ -8,12 +8,15 @@ sender) through procrastinate's job context. The API defers jobs through this mo
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
+import procrastinate.connector
 import structlog
+from procrastinate import builtin_tasks
 from psycopg_pool import AsyncConnectionPool
 
 from relay.ai.anomalies import scan
@@ -27,11 +30,38 @@ from relay.settings import Settings
 
 log = structlog.get_logger("relay.jobs")
 
-# The CLI reads DATABASE_URL; `relay api` and `relay worker` point it at their database.
-app = procrastinate.App(
-    connector=procrastinate.PsycopgConnector(conninfo=os.environ.get("DATABASE_URL", "")),
-    import_paths=[],
+NO_DATABASE = (
+    "Relay's database is not set. Use `relay jobs …` (it finds the database as `relay dev` does: "
+    "DATABASE_URL, or the embedded PostgreSQL), or set DATABASE_URL=postgresql://… for "
+    "`procrastinate --app=relay.jobs.app`."
 )
+
+
+class _NoDatabase(procrastinate.PsycopgConnector):
+    """Stands in until a database is named: opening it fails with how to name one.
+
+    An empty conninfo would make libpq connect to its defaults (PGHOST, the local socket):
+    another server, where the jobs are not, without a word. This never does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(conninfo="")
+
+    async def open_async(self, pool: object = None) -> None:
+        raise RuntimeError(NO_DATABASE)
+
+    def get_sync_connector(self) -> procrastinate.connector.BaseConnector:
+        raise RuntimeError(NO_DATABASE)
+
+
+def _initial_connector() -> procrastinate.PsycopgConnector:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    return procrastinate.PsycopgConnector(conninfo=url) if url else _NoDatabase()
+
+
+# `relay api`, `relay worker` and `relay jobs` point the app at their database (use_database);
+# procrastinate's own CLI reads DATABASE_URL.
+app = procrastinate.App(connector=_initial_connector(), import_paths=[])
 
 
 def use_database(conninfo: str) -> procrastinate.App:
@@ -152,3 +182,17 @@ async def anomaly_scan(context: procrastinate.JobContext, timestamp: int) -> Non
     res = resources(context)
     changed = await scan(res.pool, window_seconds=res.settings.anomaly_window_seconds)
     log.info("anomaly_scan.done", **changed)
+
+
+@app.periodic(cron="41 * * * *", periodic_id="remove-old-jobs")
+@app.task(name="relay.remove_old_jobs", pass_context=True, queueing_lock="relay.remove_old_jobs")
+async def remove_old_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Remove finished jobs older than RELAY_JOBS_KEEP (default 7 days), hourly, with procrastinate's own task.
+
+    The worker keeps every finished job (succeeded, failed, cancelled, aborted) until then,
+    so `relay jobs shell -- list_jobs` shows what ran and how it ended.
+    """
+    keep_hours = max(1, math.ceil(resources(context).settings.jobs_keep_seconds / 3600))
+    await builtin_tasks.remove_old_jobs(
+        context, max_hours=keep_hours, remove_failed=True, remove_cancelled=True, remove_aborted=True
+    )

@@ -113,6 +113,7 @@ class Settings:
     ingest_rate_limit: int = field(default=1000, metadata=env("RELAY_INGEST_RATE_LIMIT", _whole(0)))  # 0 = no limit
     ready_max_queue_lag_seconds: float = field(default=300.0, metadata=env("RELAY_READY_MAX_QUEUE_LAG", _duration))
     retention_seconds: float = field(default=30 * 86400.0, metadata=env("RELAY_RETENTION", _duration))
+    jobs_keep_seconds: float = field(default=7 * 86400.0, metadata=env("RELAY_JOBS_KEEP", _duration))
     operator_webhook_url: str | None = field(default=None, metadata=env("RELAY_OPERATOR_WEBHOOK_URL", _text))
     operator_webhook_secret: str | None = field(default=None, metadata=env("RELAY_OPERATOR_WEBHOOK_SECRET", _text))
     anthropic_api_key: str | None = field(default=None, metadata=env("ANTHROPIC_API_KEY", _text))

@@ -86,7 +86,7 @@ async def _run_jobs(jobs_app: procrastinate.App, jobs_pool: AsyncConnectionPool,
             concurrency=4,
             name="relay-jobs",
             additional_context=context,
-            delete_jobs="successful",
+            delete_jobs="never",  # kept for `relay jobs`; relay.remove_old_jobs removes them after RELAY_JOBS_KEEP
         )
 
 

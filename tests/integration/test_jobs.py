@@ -78,3 +78,40 @@ def test_retention_removes_old_finished_rows_and_keeps_the_rest(conninfo, db, te
     assert remaining == {old_open.id, recent.id}  # the old event with an open delivery stays
     assert db.execute("SELECT count(*) FROM relay.deliveries WHERE event_id = %s", (old_done.id,)).fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM relay.deliveries WHERE endpoint_id = %s", (endpoint,)).fetchone()[0] == 2
+
+
+def test_finished_jobs_are_kept_for_relay_jobs_keep_then_removed_by_procrastinates_task(conninfo, db) -> None:
+    from types import SimpleNamespace
+
+    from relay.jobs import Resources, remove_old_jobs, use_database
+    from relay.settings import Settings
+
+    assert "relay.remove_old_jobs" in {task.task.name for task in app.periodic_registry.periodic_tasks.values()}
+    db.execute("DELETE FROM procrastinate_jobs WHERE queue_name = 'keep-test'")
+
+    def job(status: str, days_ago: float) -> int:
+        job_id = db.execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) VALUES"
+            " ('keep-test', 'relay.prune_rate_counters', '{}', 'todo') RETURNING id"
+        ).fetchone()[0]
+        if status != "todo":
+            db.execute("UPDATE procrastinate_jobs SET status = %s WHERE id = %s", (status, job_id))
+        db.execute("UPDATE procrastinate_events SET at = now() - make_interval(secs => %s) WHERE job_id = %s",
+                   (days_ago * 86400, job_id))
+        return job_id
+
+    old = {job(status, 8) for status in ("succeeded", "failed", "cancelled")}
+    recent = {job("succeeded", 6), job("failed", 6), job("todo", 30)}
+
+    async def run() -> None:
+        jobs_app = use_database(conninfo)
+        async with jobs_app.open_async():
+            # What the task reads of its context (a whole JobContext needs a running job).
+            context = SimpleNamespace(
+                app=jobs_app, additional_context={"relay": Resources(pool=None, settings=Settings(), sender=None)}
+            )
+            await remove_old_jobs(context, timestamp=0)
+
+    asyncio.run(run())
+    left = {row[0] for row in db.execute("SELECT id FROM procrastinate_jobs WHERE queue_name = 'keep-test'")}
+    assert left == recent and not (old & left)  # the default keeps 7 days of finished jobs, of every ending
