@@ -107,6 +107,8 @@ class Settings:
         default=86400.0, metadata=env("RELAY_SECRET_ROTATION_GRACE", _duration)
     )
     signup_enabled: bool = field(default=True, metadata=env("RELAY_SIGNUP_ENABLED", _bool))
+    session_ttl_seconds: float = field(default=7 * 86400.0, metadata=env("RELAY_SESSION_TTL", _duration))
+    public_url: str | None = field(default=None, metadata=env("RELAY_PUBLIC_URL", _text))  # https: Secure cookies
     jwt_secret: bytes | None = field(default=None, metadata=env("RELAY_JWT_SECRET", _secret_bytes))  # None: in the db
     access_token_ttl_seconds: float = field(default=15 * 60.0, metadata=env("RELAY_ACCESS_TOKEN_TTL", _duration))
     refresh_token_ttl_seconds: float = field(default=30 * 86400.0, metadata=env("RELAY_REFRESH_TOKEN_TTL", _duration))

@@ -29,10 +29,11 @@ from relay.api.metrics import http_metrics, metrics, metrics_head
 from relay.api.nul_guard import refuse_nul_characters
 from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
-from relay.api.stats import tenant_stats
+from relay.api.stats import hourly_stats, tenant_stats
 from relay.db.pool import open_pool
 from relay.jobs import use_database
 from relay.settings import Settings
+from relay.ui.app import dashboard
 from relay.urlguard import AddressPolicy
 
 
@@ -79,12 +80,15 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             DeadLetterController,
             OperationController,
             tenant_stats,
+            hourly_stats,
             AiController,
         ],
         security=[{"apiKey": []}, {"bearer": []}],
     )
+    dashboard_handlers, templates = dashboard(settings)
     app = Litestar(
-        route_handlers=[health, ready, metrics, metrics_head, v1],
+        route_handlers=[health, ready, metrics, metrics_head, v1, *dashboard_handlers],
+        template_config=templates,
         dependencies={
             "conn": Provide(provide_connection),  # public routes only; the others use `db`
             "db": Provide(provide_tenant_db, sync_to_thread=False),

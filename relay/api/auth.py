@@ -29,14 +29,18 @@ PUBLIC_PATHS = frozenset(
     }
 )
 DOCS_PATH = "/schema"  # the OpenAPI document and Swagger UI, and everything under it
+DASHBOARD_PATH = "/ui"  # the dashboard signs its users in with a session cookie (relay/ui/guard.py), not API keys
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="relay"'}
-_TENANT_DB = "relay.tenant_db"  # where the middleware leaves the request's TenantDb in the ASGI scope's state
+TENANT_DB = "relay.tenant_db"  # where the middleware leaves the request's TenantDb in the ASGI scope's state
 
 
 def is_public(path: str) -> bool:
     """Tell whether the route with this path (as the route table writes it: `/v1/endpoints/{endpoint_id}`) is public."""
-    return path in PUBLIC_PATHS or path == DOCS_PATH or path.startswith(DOCS_PATH + "/")
+    return (
+        path in PUBLIC_PATHS or path == "/"
+        or any(path == prefix or path.startswith(prefix + "/") for prefix in (DOCS_PATH, DASHBOARD_PATH))
+    )
 
 
 def credential_of(request: Request[Any, Any, Any]) -> str | None:
@@ -99,7 +103,7 @@ class Authentication(ASGIMiddleware):
             except Exception as exc:  # no handler runs yet to turn it into a problem document
                 await answer_error(request, exc)(scope, receive, send)
                 return
-            scope.setdefault("state", {})[_TENANT_DB] = db
+            scope.setdefault("state", {})[TENANT_DB] = db
             scope["user"] = db.principal
             await next_app(scope, receive, send)
 
@@ -117,7 +121,7 @@ async def _tenant_db(request: Request[Any, Any, Any], stack: AsyncExitStack) -> 
 
 def provide_tenant_db(request: Request[Any, Any, Any]) -> TenantDb:
     """Give the handler the caller's TenantDb, opened by the Authentication middleware."""
-    db: TenantDb | None = request.scope.get("state", {}).get(_TENANT_DB)
+    db: TenantDb | None = request.scope.get("state", {}).get(TENANT_DB)
     if db is None:  # a public route asked for tenant data: there is no tenant to scope it to
         raise Problem(401, "Credentials are required: send 'Authorization: Bearer <api key>'.", headers=_CHALLENGE)
     return db

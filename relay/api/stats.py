@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
+from litestar.params import Parameter
 
-from relay.api.errors import problem_responses
+from relay.api.errors import Problem, problem_responses
 from relay.api.rows import from_row
 from relay.db.rollups import quantile_ms
 from relay.db.tenant_db import TenantDb
@@ -66,9 +67,17 @@ class HealthFigures(msgspec.Struct):
     recent_failures: list[Failure]
 
 
+class Queue(msgspec.Struct):
+    """Deliveries due now (not held) and how long the oldest of them has waited."""
+
+    depth: int
+    lag_seconds: float
+
+
 class TenantStats(HealthFigures):
     endpoints: EndpointCounts | None = None
     events_today: int = 0
+    queue: Queue | None = None
 
 
 def start_of_day() -> datetime:
@@ -103,9 +112,54 @@ async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any
 
 @get("/v1/stats", operation_id="getStats", tags=["stats"], responses=problem_responses(401))
 async def tenant_stats(db: NamedDependency[TenantDb]) -> TenantStats:
-    """Endpoints, today's events and deliveries, success rate, dead letter, latency and recent failures."""
+    """Endpoints, today's events and deliveries, success rate, dead letter, latency, queue and recent failures."""
     endpoints = await db.fetch_one("endpoint_counts")
     assert endpoints is not None  # an aggregate always returns its row
     events = await db.fetch_one("events_since", since=start_of_day())
     figures = await health_figures(db, None)
-    return TenantStats(**figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0)
+    queue = await db.fetch_one("tenant_queue")
+    assert queue is not None
+    return TenantStats(
+        **figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0,
+        queue=Queue(depth=queue["depth"], lag_seconds=round(queue["lag_seconds"], 3)),
+    )
+
+
+class HourFigures(msgspec.Struct):
+    """One hour of delivery attempts, from the rollups."""
+
+    hour: datetime
+    attempts: int
+    succeeded: int
+    failed_attempts: int
+    dead: int
+    lost_attempts: int
+    p95_ms: float | None
+
+
+class HourlyStats(msgspec.Struct):
+    """The last `hours` hours, oldest first; hours without traffic are there with zeros."""
+
+    data: list[HourFigures]
+
+
+Hours = Annotated[int, Parameter(ge=1, le=24 * 31, description="Hours back (1-744), the current one included.")]
+EndpointFilter = Annotated[str | None, Parameter(max_length=64, description="Only this endpoint (`ep_…`).")]
+
+
+@get("/v1/stats/hourly", operation_id="getHourlyStats", tags=["stats"], responses=problem_responses(400, 401, 404))
+async def hourly_stats(
+    db: NamedDependency[TenantDb], hours: Hours = 24, endpoint_id: EndpointFilter = None
+) -> HourlyStats:
+    """Attempts, successes, failures, dead deliveries and p95 latency per hour (for charts)."""
+    if endpoint_id is not None and await db.fetch_one("get_endpoint_without_secrets", id=endpoint_id) is None:
+        raise Problem(404, f"No endpoint {endpoint_id!r}.")
+    rows = await db.fetch_all("tenant_rollups_by_hour", hours=hours, endpoint_id=endpoint_id)
+    return HourlyStats(data=[
+        HourFigures(
+            hour=row["hour"], attempts=row["attempts"], succeeded=row["succeeded"],
+            failed_attempts=row["failed_attempts"], dead=row["dead"], lost_attempts=row["lost_attempts"],
+            p95_ms=quantile_ms([int(b) for b in row["buckets"] or []], 0.95),
+        )
+        for row in rows
+    ])

@@ -115,8 +115,8 @@ async def revoke_refresh_family(conn: AsyncConnection, token: str) -> bool:
     return True
 
 
-async def signing_key(conn: AsyncConnection) -> bytes:
-    """Return the shared access-token signing key, making it on first use."""
-    row = await fetch_one(conn, "signing_key", {"name": "access_tokens", "secret": secrets.token_bytes(32)})
+async def signing_key(conn: AsyncConnection, name: str = "access_tokens") -> bytes:
+    """Return the shared signing key `name` (access tokens, dashboard cookies), making it on first use."""
+    row = await fetch_one(conn, "signing_key", {"name": name, "secret": secrets.token_bytes(32)})
     assert row is not None
     return bytes(row["secret"])

@@ -37,3 +37,20 @@ SELECT tenant_id, id AS endpoint_id, floor(concurrency_level)::integer AS level,
 FROM relay.endpoints
 WHERE deleted_at IS NULL AND enabled
 ORDER BY tenant_id, id;
+
+-- name: tenant_rollups_by_hour
+-- A tenant's (or one endpoint's) rollups for each of the last hours, oldest first, hours without traffic included.
+SELECT h.hour,
+       coalesce(sum(r.attempts), 0)::bigint AS attempts,
+       coalesce(sum(r.succeeded), 0)::bigint AS succeeded,
+       coalesce(sum(r.failed_attempts), 0)::bigint AS failed_attempts,
+       coalesce(sum(r.dead), 0)::bigint AS dead,
+       coalesce(sum(r.lost_attempts), 0)::bigint AS lost_attempts,
+       relay.sum_buckets(r.latency_buckets) AS buckets
+FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %(hours)s - 1),
+                     date_trunc('hour', now()), interval '1 hour') AS h(hour)
+LEFT JOIN relay.delivery_rollups r
+       ON r.tenant_id = %(tenant_id)s AND r.hour = h.hour
+      AND (%(endpoint_id)s::text IS NULL OR r.endpoint_id = %(endpoint_id)s)
+GROUP BY h.hour
+ORDER BY h.hour;

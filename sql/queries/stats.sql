@@ -30,3 +30,11 @@ WHERE tenant_id = %(tenant_id)s AND error_class IS NOT NULL AND NOT lost  -- the
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
 ORDER BY started_at DESC
 LIMIT %(limit)s;
+
+-- name: tenant_queue
+-- What is due now for the tenant and how long the oldest due delivery has waited (its lag).
+SELECT count(*) AS depth,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS lag_seconds
+FROM relay.deliveries
+WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying') AND held_by IS NULL
+  AND next_attempt_at <= now();

@@ -1,0 +1,44 @@
+"""The dashboard's part of the app: its pages under `/ui`, their templates, assets, session guard and CSRF check."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from litestar import Router
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
+
+from relay.settings import Settings
+from relay.ui.guard import DashboardGuard
+from relay.ui.overview import OverviewController
+from relay.ui.sign_in import SignInController, root
+
+HERE = Path(__file__).parent
+PAGES: list[ControllerRouterHandler] = [SignInController, OverviewController]
+
+
+def dashboard(settings: Settings) -> tuple[list[ControllerRouterHandler], TemplateConfig]:
+    """Return the dashboard's route handlers and template configuration for the app factory."""
+    secure = (settings.public_url or "").startswith("https://")
+    # The real secret is the shared dashboard key, set by the guard before the CSRF check runs.
+    csrf = CSRFConfig(secret=secrets.token_hex(32), cookie_path="/ui", cookie_secure=secure, cookie_samesite="strict",
+                      cookie_httponly=True)
+    pages = Router(
+        path="/",
+        route_handlers=PAGES,
+        # Outermost first: the guard loads the signing key the CSRF middleware checks with.
+        middleware=[DashboardGuard(csrf), DefineMiddleware(CSRFMiddleware, config=csrf)],
+        include_in_schema=False,
+    )
+    assets = create_static_files_router(
+        path="/ui/static", directories=[HERE / "static"], include_in_schema=False,
+        cache_control=None, name="ui-static",
+    )
+    templates = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+    return [pages, assets, root], templates

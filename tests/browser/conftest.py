@@ -1,0 +1,128 @@
+"""The dashboard in a real headless Chromium (Playwright) against real `relay api` and `relay worker` processes.
+
+No browser can be downloaded here, so the tests use the system's Chromium (Debian:
+`apt-get install -y chromium`). Without one they are skipped with that advice — unless
+RELAY_REQUIRE_BROWSER=1 (set by .ci/run after installing it), when a missing browser fails.
+
+Screenshots: every test may call `shoot(page, name)`; with RELAY_UPDATE_SCREENSHOTS=1 they
+are written to docs/screenshots/ (the README shows them), otherwise under the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from relay.ids import new_id
+from tests.acceptance.conftest import Stack, relay_stack, stack  # noqa: F401  (fixtures, used by name)
+from tests.receiver import Receiver
+from tests.support import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+HOW_TO_INSTALL = "no Chromium found: `apt-get install -y chromium` (Debian/Ubuntu) to run the dashboard's browser tests"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CHROMIUM:
+        return
+    if os.environ.get("RELAY_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(f"RELAY_REQUIRE_BROWSER=1 but {HOW_TO_INSTALL}")
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.skip(reason=HOW_TO_INSTALL))
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Launch the system Chromium (pytest-playwright's own download is not possible here)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args: dict[str, Any], relay_stack: str) -> dict[str, Any]:  # noqa: F811
+    return {**browser_context_args, "base_url": relay_stack, "viewport": {"width": 1280, "height": 860}}
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str
+    tenant_id: str
+
+
+def make_account(base_url: str, name: str = "Acme") -> Account:
+    """Register a user (and its tenant) through the API."""
+    email = f"{name.lower()}-{new_id('u')[-10:].lower()}@example.com"
+    response = httpx.post(f"{base_url}/v1/auth/register",
+                          json={"email": email, "password": PASSWORD, "tenant_name": name}, timeout=30)
+    assert response.status_code == 201, response.text
+    return Account(email, PASSWORD, response.json()["tenant_id"])
+
+
+@pytest.fixture
+def account(relay_stack: str) -> Account:  # noqa: F811
+    return make_account(relay_stack)
+
+
+def access_token(base_url: str, account: Account) -> str:
+    response = httpx.post(f"{base_url}/v1/auth/login", json={"email": account.email, "password": account.password})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+@pytest.fixture
+def api(relay_stack: str, account: Account) -> Iterator[httpx.Client]:  # noqa: F811
+    """The API as the same user the browser signs in as (to set things up and check them)."""
+    token = access_token(relay_stack, account)
+    with httpx.Client(base_url=relay_stack, headers={"authorization": f"Bearer {token}"}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def sign_in(page: Any, account: Account) -> None:
+    """Sign in through the login form and land on the overview."""
+    page.goto("/ui/login")
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(account.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/ui/?$"))
+
+
+@pytest.fixture
+def signed_in(page: Any, account: Account) -> Any:
+    """A page signed in as `account`."""
+    sign_in(page, account)
+    return page
+
+
+@pytest.fixture
+def shoot(tmp_path: Path) -> Callable[[Any, str], Path]:
+    """Take a full-page screenshot in the page's current theme: `shoot(page, "overview")` → overview-light.png."""
+
+    def take(page: Any, name: str) -> Path:
+        theme = page.evaluate(
+            "document.documentElement.dataset.theme || "
+            "(matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light')"
+        )
+        folder = SCREENSHOTS if os.environ.get("RELAY_UPDATE_SCREENSHOTS") == "1" else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}-{theme}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
