@@ -30,10 +30,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=("throughput", "noisy-neighbour"),
+        choices=("throughput", "noisy-neighbour", "dashboard"),
         default="throughput",
         help="throughput (default): ingest, live delivery and drain figures; noisy-neighbour: a quiet tenant's "
-        "latency while another tenant's slow endpoint has a backlog",
+        "latency while another tenant's slow endpoint has a backlog; dashboard: every dashboard page's p50/p95 "
+        "with 100,000 deliveries in the database",
     )
     parser.add_argument("--backlog", type=int, default=1500, help="noisy-neighbour: the slow endpoint's backlog (1500)")
     parser.add_argument(
@@ -43,5 +44,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--quiet-events", type=int, default=100, help="noisy-neighbour: the quiet tenant's events (100)"
     )
     parser.add_argument("--quiet-rate", type=float, default=10.0, help="noisy-neighbour: quiet events per second (10)")
+    parser.add_argument(
+        "--rate", type=float, default=0,
+        help="also send single events at this fixed rate (events/s) and report the latency at that rate",
+    )
+    parser.add_argument("--rate-seconds", type=float, default=15, help="how long --rate sends (default 15)")
+    parser.add_argument(
+        "--soak", type=float, default=0, metavar="SECONDS",
+        help="instead: sustained ingest at --soak-rate with delivery for SECONDS, a line of figures every minute",
+    )
+    parser.add_argument("--soak-rate", type=float, default=1000, help="events/s during --soak (default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the relay_bench database (default: drop it)")
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

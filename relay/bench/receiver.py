@@ -3,7 +3,9 @@
 Run as its own process (`python -m relay.bench.receiver PORT`) so it does not share an
 event loop with the load generator. `POST /hook/{name}` answers at once;
 `POST /slow/{ms}/{name}` answers after `ms` milliseconds (a slow but healthy endpoint).
-`GET /stats` reports what it has seen in total, `GET /stats/{name}` for one name.
+`GET /stats` reports what it has seen in total, `GET /stats/{name}` for one name;
+`POST /window` reports what it has seen since the previous `/window` call (the soak's
+minute-by-minute figures) and starts a new window.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def serve(port: int) -> None:
 
     async def receive(request: web.Request, delay_ms: int) -> web.Response:
         name = request.match_info["name"]
-        counted = [counters.setdefault("", _Counter()), counters.setdefault(name, _Counter())]
+        counted = [counters.setdefault("", _Counter()), counters.setdefault(name, _Counter()),
+                   counters.setdefault("\0window", _Counter())]
         for counter in counted:
             counter.concurrent += 1
             counter.max_concurrent = max(counter.max_concurrent, counter.concurrent)
@@ -82,6 +85,10 @@ def serve(port: int) -> None:
         counter = counters.get(request.match_info.get("name", ""), _Counter())
         return web.Response(body=msgspec.json.encode(counter.stats()), content_type="application/json")
 
+    async def window(_: web.Request) -> web.Response:
+        counter = counters.pop("\0window", _Counter())
+        return web.Response(body=msgspec.json.encode(counter.stats()), content_type="application/json")
+
     async def reset(_: web.Request) -> web.Response:
         counters.clear()
         return web.Response(status=204)
@@ -92,6 +99,7 @@ def serve(port: int) -> None:
     app.router.add_get("/stats", stats)
     app.router.add_get("/stats/{name}", stats)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/window", window)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=1024)
 
 

@@ -17,6 +17,8 @@ import msgspec
 import psycopg
 
 from relay import __version__
+from relay.bench.cpu import CpuMeter, reset_statements, top_statements
+from relay.bench.paced import fixed_rate, soak
 from relay.bench.processes import ChildProcess, free_port, relay_command
 from relay.bench.receiver import Stats
 from relay.db.admin import create_database, drop_database, server_version
@@ -165,17 +167,40 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
                 if response.status != 201:
                     raise SystemExit(f"bench: endpoint creation answered {response.status}")
 
+        meter = CpuMeter(conninfo, BENCH_DB, {
+            "api": [procs.procs["api"].proc.pid],
+            "worker": [p.proc.pid for name, p in procs.procs.items() if name.startswith("worker-")],
+        })
+        if args.soak:
+            say(args, f"soak: {args.soak_rate:g} events/s for {args.soak:g} s with delivery ...")
+            meter.start()
+            soaked = await soak(args, session, api, receiver, headers, filler, conninfo)
+            cpu = meter.stop()
+            sent = sum(m["ingest_per_s"] for m in soaked["soak_minutes"]) * 60
+            return {**soaked, **_cpu_per_event(cpu, sent), "cores": os.cpu_count(), "postgresql": pg_version}
+
         # 1. Single-event requests, with the workers delivering at the same time.
         singles = [
             msgspec.json.encode({"type": "bench.single", "payload": {"n": i, "filler": filler}})
             for i in range(args.events)
         ]
         say(args, f"single-event ingest: {args.events} events, {args.concurrency} concurrent requests ...")
+        reset_statements(conninfo)
+        meter.start()
         single_s, single_lat, _ = await _ingest(session, f"{api}/v1/events", singles, args.concurrency, headers)
         single_deliveries = args.events * args.fanout
         stats = await _wait_received(session, receiver, single_deliveries, timeout=120)
+        single_cpu = _cpu_per_event(meter.stop(), args.events)
+        statements = top_statements(conninfo)
         e2e = stats.latencies_ms
         live_rate = stats.received / (stats.last_at - stats.first_at) if stats.last_at and stats.first_at else 0.0
+
+        paced: dict[str, Any] = {}
+        if args.rate:
+            say(args, f"fixed-rate ingest: {args.rate:g} events/s for {args.rate_seconds:g} s ...")
+            paced = await fixed_rate(args, session, api, headers, filler)
+            await _wait_received(session, receiver, (args.events + int(args.rate * args.rate_seconds)) * args.fanout,
+                                 timeout=120)
 
         # 2. Batch requests with the workers stopped: a clean ingest figure, and a backlog to drain.
         procs.stop("worker-")
@@ -203,8 +228,11 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
         say(args, f"draining a backlog of {backlog} deliveries with {args.workers} worker(s) ...")
         drain_started = time.time()
         start_workers()
+        meter.components["worker"] = [p.proc.pid for name, p in procs.procs.items() if name.startswith("worker-")]
+        meter.start()
         stats = await _wait_received(session, receiver, backlog, timeout=300)
         drain_s = (stats.last_at or time.time()) - drain_started
+        drain_cpu = meter.stop()
 
     return {
         "relay_version": __version__,
@@ -223,6 +251,11 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
         "drain_deliveries": stats.received,
         "drain_expected": backlog,
         "drain_deliveries_per_s": round(stats.received / drain_s, 1) if drain_s > 0 else 0.0,
+        **paced,
+        **{f"single_{key}": value for key, value in single_cpu.items()},
+        "drain_cpu_ms_per_delivery": {name: round(1000 * seconds / max(1, stats.received), 3)
+                                      for name, seconds in drain_cpu.items()},
+        "top_statements": statements if statements is not None else "pg_stat_statements is not loaded on this server",
         "rate_limiter": "off" if args.no_rate_limit else "on",
         "fanout": args.fanout,
         "concurrency": args.concurrency,
@@ -248,6 +281,12 @@ async def _noisy(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
     )
 
 
+def _cpu_per_event(cpu: dict[str, float], events: float) -> dict[str, Any]:
+    """CPU milliseconds per event for each component and in total."""
+    per_event = {name: round(1000 * seconds / max(1.0, events), 3) for name, seconds in cpu.items()}
+    return {"cpu_ms_per_event": {**per_event, "total": round(sum(per_event.values()), 3)}}
+
+
 def say(args: argparse.Namespace, text: str) -> None:
     if not args.json:
         print(text, file=sys.stderr, flush=True)
@@ -260,6 +299,11 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         server = settings.database_url or _embedded_server(settings)
         run_stats_bench(settings, server)
+        return 0
+    if args.scenario == "dashboard":
+        from relay.bench.dashboard import run_dashboard_bench
+
+        run_dashboard_bench(settings, settings.database_url or _embedded_server(settings))
         return 0
     say(args, "preparing a fresh bench database ...")
     server = _bench_server(settings)
@@ -284,4 +328,6 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     print("RESULT " + msgspec.json.encode(result).decode())
     if args.scenario == "noisy-neighbour":
         return 0 if result["quiet_received"] >= result["quiet_events"] else 1
+    if args.soak:
+        return 0 if not result["soak_errors"] else 1
     return 0 if result["drain_deliveries"] >= result["drain_expected"] else 1
