@@ -172,6 +172,8 @@ async def retention(context: procrastinate.JobContext, timestamp: int) -> None:
     """Remove events, deliveries and attempts older than RELAY_RETENTION (default 30 days), hourly."""
     res = resources(context)
     removed = await purge(res.pool, res.settings.retention_seconds)
+    async with res.pool.connection() as conn:  # dashboard sessions a day past their expiry
+        await conn.execute(queries["delete_old_dashboard_sessions"])
     log.info("retention.done", **removed)
 
 

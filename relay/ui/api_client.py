@@ -28,7 +28,9 @@ class ApiError(Exception):
         self.status = status
         self.problem = problem
         self.detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
-        self.field = problem.get("field")
+        errors = problem.get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        self.field = problem.get("field") or first.get("field")
         super().__init__(self.detail)
 
 

@@ -15,12 +15,20 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from relay.settings import Settings
+from relay.ui.alerts import AlertsController
+from relay.ui.api_keys import ApiKeysController
+from relay.ui.dead_letter import DeadLetterController, OperationController
+from relay.ui.deliveries import DeliveriesController
+from relay.ui.endpoints import EndpointsController
+from relay.ui.events import EventsController
 from relay.ui.guard import DashboardGuard
 from relay.ui.overview import OverviewController
 from relay.ui.sign_in import SignInController, root
 
 HERE = Path(__file__).parent
-PAGES: list[ControllerRouterHandler] = [SignInController, OverviewController]
+PAGES: list[ControllerRouterHandler] = [SignInController, OverviewController,
+                                      DeadLetterController, OperationController, AlertsController, ApiKeysController,
+                                      EndpointsController, EventsController, DeliveriesController]
 
 
 def dashboard(settings: Settings) -> tuple[list[ControllerRouterHandler], TemplateConfig]:

@@ -74,11 +74,9 @@ def sign_in_first(request: Request[Any, Any, Any]) -> ASGIApp:
     from litestar import Response
 
     if request.headers.get(FRAGMENT_HEADER):
-        return Response(b"", status_code=401).to_asgi_response(request.app, request)  # relay.js reloads the page
+        return Response(b"", status_code=401).to_asgi_response(None, request)  # relay.js reloads the page
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return Redirect(f"/ui/login?next={quote(target, safe='/')}", status_code=303).to_asgi_response(
-        request.app, request
-    )
+    return Redirect(f"/ui/login?next={quote(target, safe='/')}", status_code=303).to_asgi_response(None, request)
 
 
 def unavailable(request: Request[Any, Any, Any]) -> ASGIApp:
@@ -88,7 +86,7 @@ def unavailable(request: Request[Any, Any, Any]) -> ASGIApp:
     body = ("<!doctype html><title>Relay is unavailable</title><h1>The database is not answering</h1>"
             "<p>Relay cannot reach PostgreSQL right now; this page will work again when it does.</p>")
     return Response(body, status_code=503, media_type=MediaType.HTML, headers={"Retry-After": "5"}).to_asgi_response(
-        request.app, request
+        None, request
     )
 
 

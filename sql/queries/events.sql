@@ -69,9 +69,24 @@ SELECT id, type, channels, body, idempotency_key, created_at FROM relay.events
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: list_events
-SELECT id, type, channels, body, idempotency_key, created_at FROM relay.events
-WHERE tenant_id = %(tenant_id)s
-  AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
-  AND (%(event_type)s::text IS NULL OR type = %(event_type)s)
-ORDER BY id DESC
-LIMIT %(limit)s;
+-- A page of events, newest first, each with how many of its deliveries are in each state
+-- (counted for the page's events only, through deliveries_event).
+SELECT e.id, e.type, e.channels, e.body, e.idempotency_key, e.created_at,
+       coalesce(counts.delivery_states, '{}') AS delivery_states
+FROM (
+    SELECT id, tenant_id, type, channels, body, idempotency_key, created_at FROM relay.events
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
+      AND (%(event_type)s::text IS NULL OR type = %(event_type)s)
+      AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+    ORDER BY id DESC
+    LIMIT %(limit)s
+) AS e
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(per_state.state, per_state.deliveries) AS delivery_states
+    FROM (SELECT d.state, count(*) AS deliveries FROM relay.deliveries d
+          WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id
+          GROUP BY d.state) AS per_state
+) AS counts ON true
+ORDER BY e.id DESC;

@@ -18,8 +18,11 @@ from relay.api.auth import is_public
 PUBLIC = {
     "/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout",
     "/health", "/health/ready", "/metrics",
-    "/schema", "/schema/openapi.json", "/schema/oauth2-redirect.html", "/schema/{path}",
+    "/schema", "/schema/openapi.json", "/schema/{path}", "/schema/assets/{file_path}",
 }
+# The dashboard signs its users in with a session cookie (relay/ui/guard.py), not API keys:
+# to the API's authentication its routes are public, and the guard stands in front of them.
+DASHBOARD_OPEN = {"/", "/ui/login", "/ui/signup"}  # and the assets under /ui/static
 NOT_CREDENTIALS = {
     "none": {},
     "junk bearer token": {"Authorization": "Bearer junk"},
@@ -37,7 +40,7 @@ def protected(api: TestClient) -> list[tuple[str, str]]:
     """Every (method, path) of the route table that is not public, path parameters filled with a dummy value."""
     found = []
     for route in http_routes(api):
-        if route.path_format in PUBLIC:
+        if route.path_format in PUBLIC or is_dashboard(route.path_format):
             continue
         for method in sorted(route.route_handler_map):
             if method != "OPTIONS":  # lists the allowed methods only; CORS preflights carry no credentials
@@ -45,8 +48,34 @@ def protected(api: TestClient) -> list[tuple[str, str]]:
     return found
 
 
+def is_dashboard(path: str) -> bool:
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+
 def test_the_public_routes_are_exactly_these(api: TestClient) -> None:
-    assert {route.path_format for route in http_routes(api) if is_public(route.path_format)} == PUBLIC
+    public = {route.path_format for route in http_routes(api) if is_public(route.path_format)}
+    assert {path for path in public if not is_dashboard(path)} == PUBLIC
+    assert {path for path in public if is_dashboard(path)} == {
+        route.path_format for route in http_routes(api) if is_dashboard(route.path_format)
+    }
+
+
+def test_every_dashboard_page_needs_a_session(api: TestClient) -> None:
+    pages = [
+        (method, re.sub(r"\{\w+(:\w+)?\}", "dummy", route.path_format))
+        for route in http_routes(api) if is_dashboard(route.path_format) and route.path_format not in DASHBOARD_OPEN
+        and not route.path_format.startswith("/ui/static")
+        for method in sorted(route.route_handler_map) if method != "OPTIONS"
+    ]
+    assert len(pages) >= 10, pages
+    wrong = []
+    for method, path in pages:
+        for cookies in ({}, {"relay_session": "forged.0000"}):
+            api.cookies.clear()
+            response = api.request(method, path, cookies=cookies, follow_redirects=False)
+            if response.status_code != 303 or not response.headers["location"].startswith("/ui/login?next="):
+                wrong.append((method, path, cookies, response.status_code))
+    assert wrong == []
 
 
 @pytest.mark.parametrize("credentials", NOT_CREDENTIALS.values(), ids=NOT_CREDENTIALS.keys())
@@ -87,4 +116,4 @@ def test_only_public_routes_take_a_raw_connection(api: TestClient) -> None:
         for handler in route.route_handlers
         if "conn" in handler.parsed_fn_signature.parameters
     }
-    assert raw and raw <= PUBLIC
+    assert raw and raw <= PUBLIC | {"/ui/login", "/ui/signup", "/ui/logout"}  # signing in needs no tenant yet

@@ -104,3 +104,17 @@
     poll();
   });
 })();
+
+// Operation pages: the status badge inside [data-operation] follows the status the progress poll above
+// writes to the box's data-status (its text and its state-… colour class).
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-operation]").forEach(function (box) {
+    var badge = box.querySelector("[data-operation-status]");
+    if (!badge) return;
+    new MutationObserver(function () {
+      badge.textContent = box.dataset.status;
+      badge.className = "badge state-" + box.dataset.status;
+    }).observe(box, { attributes: true, attributeFilter: ["data-status"] });
+  });
+})();
