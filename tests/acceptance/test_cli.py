@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import jsonschema
@@ -52,8 +53,47 @@ def test_compose_has_the_documented_services() -> None:
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
     assert services["worker"]["deploy"]["replicas"] >= 2
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"] and services["postgres"]["healthcheck"]
-    assert services["prometheus"]["profiles"] == ["monitoring"]
-    assert "api:8000" in compose["configs"]["prometheus"]["content"]
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+
+
+def bind_mounts(service: dict) -> dict[str, Path]:
+    """Map each container path a service mounts from the repository to the repository path it comes from."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target = volume["source"], volume["target"]
+        else:
+            source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = (REPO / source).resolve()
+    return mounts
+
+
+def test_monitoring_profile_mounts_files_that_exist_and_agree() -> None:
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    monitoring = {name: s for name, s in services.items() if "monitoring" in s.get("profiles", [])}
+    assert set(monitoring) == {"prometheus", "grafana"}
+    for name, service in monitoring.items():
+        mounts = bind_mounts(service)
+        assert mounts, f"{name} mounts nothing from deploy/"
+        for target, source in mounts.items():
+            assert source.exists(), f"{name} mounts {source.relative_to(REPO)} at {target}, which is not in the repo"
+            assert source.is_relative_to(REPO / "deploy"), f"{name}: monitoring files live in deploy/, not {source}"
+    # Prometheus scrapes the api service on the port its command listens on.
+    prometheus = yaml.safe_load(bind_mounts(services["prometheus"])["/etc/prometheus/prometheus.yml"].read_text())
+    api_command = services["api"]["command"]
+    api_target = f"api:{api_command[api_command.index('--port') + 1]}"
+    targets = [target for job in prometheus["scrape_configs"] for c in job["static_configs"] for target in c["targets"]]
+    assert targets == [api_target]
+    # Grafana's datasource is that Prometheus, and its dashboard provider reads the folder mounted with relay.json.
+    grafana = bind_mounts(services["grafana"])
+    datasources = yaml.safe_load((grafana["/etc/grafana/provisioning/datasources"] / "prometheus.yml").read_text())
+    assert [d["url"] for d in datasources["datasources"]] == ["http://prometheus:9090"]
+    providers = yaml.safe_load((grafana["/etc/grafana/provisioning/dashboards"] / "relay.yml").read_text())
+    [provider_path] = [p["options"]["path"] for p in providers["providers"]]
+    assert (grafana[provider_path] / "relay.json").is_file()
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider_path}/relay.json"
 
 
 @pytest.mark.parametrize(("where", "command"), relay_commands(), ids=[c[0] for c in relay_commands()])
