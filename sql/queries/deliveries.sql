@@ -179,7 +179,7 @@ WITH expired AS (
 ), moved AS (
     UPDATE relay.deliveries d
     SET state = (CASE WHEN x.give_up THEN 'dead' WHEN x.attempts > 1 THEN 'retrying' ELSE 'pending' END)::relay.delivery_state,
-        attempts = x.attempts - 1,
+        attempts = greatest(x.attempts - 1, 0),  -- never below zero, whatever state a row was left in
         lost_attempts = x.lost_attempts + 1,
         lost_in_a_row = x.lost_in_a_row + 1,
         lease_expires_at = NULL,
@@ -197,8 +197,9 @@ WITH expired AS (
 ), logged AS (
     INSERT INTO relay.attempts (id, tenant_id, delivery_id, event_id, endpoint_id, attempt_number, started_at,
                                 duration_ms, error_class, error_message, outcome, next_attempt_at, lost)
-    SELECT relay.new_id('att'), x.tenant_id, x.id, x.event_id, x.endpoint_id, x.attempts + x.lost_attempts,
-           x.last_attempt_at, greatest(0, extract(epoch FROM now() - x.last_attempt_at) * 1000)::integer,
+    SELECT relay.new_id('att'), x.tenant_id, x.id, x.event_id, x.endpoint_id, greatest(x.attempts + x.lost_attempts, 1),
+           coalesce(x.last_attempt_at, now()),
+           coalesce(greatest(0, extract(epoch FROM now() - x.last_attempt_at) * 1000)::integer, 0),
            'lease_expired', 'the worker sending this attempt stopped before recording its outcome; '
            'this attempt does not count',
            m.state, m.next_attempt_at, true

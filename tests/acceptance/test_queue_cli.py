@@ -24,7 +24,7 @@ def test_relay_queue_counts_open_deliveries_per_endpoint_and_in_total(conninfo: 
     due_old, due_new, in_flight, retry_due, retry_later, paused, fifo, circuit, later = rows
     db.execute("UPDATE relay.deliveries SET next_attempt_at = now() - interval '90 seconds' WHERE id = %s",
                (due_old,))
-    db.execute("UPDATE relay.deliveries SET state = 'delivering', next_attempt_at = now(),"
+    db.execute("UPDATE relay.deliveries SET state = 'delivering', attempts = 1, next_attempt_at = now(),"
                " lease_expires_at = now() + interval '1 minute' WHERE id = %s", (in_flight,))
     db.execute("UPDATE relay.deliveries SET state = 'retrying', attempts = 1, next_attempt_at = now() - interval '1s'"
                " WHERE id = %s", (retry_due,))

@@ -124,3 +124,20 @@ def test_stop_finishes_in_flight_attempts_and_records_them(conninfo, db, tenant)
         # Stop as soon as the receiver has the request: the attempt is then in flight.
         asyncio.run(run_dispatcher_until(conninfo, lambda: len(receiver.received()) == 1))
     assert state_of(db, accepted.id) == ("succeeded", 1)
+
+
+def test_one_impossible_row_does_not_stop_the_rescue_of_the_others(conninfo, db, tenant) -> None:
+    # A row left `delivering` with no attempt counted (by hand, or by a bug) once made the rescue
+    # statement fail its CHECK on every poll, and with it every claim of every worker.
+    tenant_id, _ = tenant
+    endpoint = add_endpoint(db, tenant_id)
+    odd, normal = ingest(conninfo, tenant_id, [event("a.b"), event("a.b")])
+    db.execute("UPDATE relay.deliveries SET state = 'delivering', attempts = 0, lease_expires_at = now() - interval"
+               " '1 second' WHERE event_id = %s", (odd.id,))
+    db.execute("UPDATE relay.deliveries SET state = 'delivering', attempts = 1, lease_expires_at = now() - interval"
+               " '1 second' WHERE event_id = %s", (normal.id,))
+    rescue(db)
+    rows = {row[0]: row[1:] for row in db.execute(
+        "SELECT event_id, state::text, attempts, lost_attempts FROM relay.deliveries WHERE endpoint_id = %s",
+        (endpoint,))}
+    assert rows[odd.id] == ("pending", 0, 1) and rows[normal.id] == ("pending", 0, 1)
