@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 
 from relay.settings import Settings, load_settings
@@ -131,6 +132,11 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
     configure_logging(settings.log_format, settings.log_level)
     _require_database_url(settings, "api")
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: they must count HTTP requests in one shared place.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="relay-metrics-")
     structlog.get_logger("relay.api").info("api.starting", host=args.host, port=args.port, workers=args.workers)
     uvicorn.run(
         "relay.api.asgi:app",

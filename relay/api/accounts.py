@@ -90,7 +90,7 @@ async def _tokens(
     refresh = refresh_token or await issue_refresh_token(conn, account, settings.refresh_token_ttl_seconds)
     return Tokens(
         access_token=issue_access_token(
-            await jwt_secret(request, conn), account.user_id, account.tenant_id, settings.access_token_ttl_seconds
+            await jwt_secret(request), account.user_id, account.tenant_id, settings.access_token_ttl_seconds
         ),
         refresh_token=refresh,
         token_type="bearer",

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from relay import __version__
@@ -16,9 +16,10 @@ from relay.ai.claude import Claude
 from relay.api.accounts import AccountController
 from relay.api.ai import AiController, make_claude
 from relay.api.api_keys import ApiKeyController
-from relay.api.auth import Authentication, provide_connection, provide_tenant_db
+from relay.api.auth import DOCS_PATH, Authentication, provide_connection, provide_tenant_db
 from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
+from relay.api.docs_assets import LocalSwaggerRenderPlugin
 from relay.api.endpoint_actions import EndpointActionController
 from relay.api.endpoints import EndpointController
 from relay.api.errors import exception_handlers
@@ -30,6 +31,8 @@ from relay.api.nul_guard import refuse_nul_characters
 from relay.api.openapi import document_common_errors, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.stats import hourly_stats, tenant_stats
+from relay.db.group_commit import GroupCommit
+from relay.db.key_cache import ApiKeyCache, following_revocations
 from relay.db.pool import open_pool
 from relay.jobs import use_database
 from relay.settings import Settings
@@ -60,10 +63,19 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             conninfo, min_size=1, max_size=2, name="relay-api-jobs", autocommit=False, wait=False, timeout=5
         )
         app.state.jwt_secret = settings.jwt_secret  # None: loaded from the database on first use
+        # Single events are written in groups (relay/db/group_commit.py); API keys are
+        # remembered until revoked (relay/db/key_cache.py): the hot path has one round trip.
+        app.state.group_commit = GroupCommit(app.state.pool)
+        app.state.group_commit.start()
         try:
-            async with use_database(conninfo).open_async(pool=jobs_pool):
+            async with (
+                following_revocations(ApiKeyCache(), conninfo) as key_cache,
+                use_database(conninfo).open_async(pool=jobs_pool),
+            ):
+                app.state.key_cache = key_cache
                 yield
         finally:
+            await app.state.group_commit.stop()
             await app.state.pool.close()
             await jobs_pool.close()
 
@@ -105,8 +117,9 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
             title="Relay",
             version=__version__,
             description="Webhook delivery on PostgreSQL alone.",
-            path="/schema",
-            render_plugins=[JsonRenderPlugin(path="/openapi.json"), SwaggerRenderPlugin(path="/")],
+            path=DOCS_PATH,
+            # Swagger UI's files are served by Relay (relay/api/docs_assets.py): the page works offline.
+            render_plugins=[JsonRenderPlugin(path="/openapi.json"), LocalSwaggerRenderPlugin(DOCS_PATH, path="/")],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", description="An API key as a bearer token."),

@@ -15,9 +15,10 @@ from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, answer_error
 from relay.db.accounts import signing_key
+from relay.db.key_cache import ApiKeyCache
 from relay.db.ratelimit import Allowance, spend
 from relay.db.tenant_db import TenantDb
-from relay.db.tenants import Principal, authenticate
+from relay.db.tenants import Principal, authenticate, hash_key
 from relay.tokens import looks_like_jwt, read_access_token
 
 # The routes anyone may call, by path; every other route answers 401 without valid credentials.
@@ -60,32 +61,44 @@ async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def jwt_secret(request: Request[Any, Any, Any], conn: AsyncConnection) -> bytes:
-    """Return the access-token signing key: RELAY_JWT_SECRET, or the one kept in the database."""
+async def jwt_secret(request: Request[Any, Any, Any]) -> bytes:
+    """Return the access-token signing key: RELAY_JWT_SECRET, or the one kept in the database (read once)."""
     state = request.app.state
     if state.jwt_secret is None:
-        state.jwt_secret = await signing_key(conn)
+        async with state.pool.connection() as conn:
+            state.jwt_secret = await signing_key(conn)
     return state.jwt_secret
 
 
-async def principal_of(request: Request[Any, Any, Any], conn: AsyncConnection, credential: str) -> Principal:
-    """Resolve a credential to the caller's tenant (and key or user); raise 401 for one that is not valid."""
+async def principal_of(request: Request[Any, Any, Any], credential: str) -> Principal:
+    """Resolve a credential to the caller's tenant (and key or user); raise 401 for one that is not valid.
+
+    Access tokens are checked without the database. API keys come from the process's key
+    cache (relay/db/key_cache.py) when it has them, so the hot path costs no round trip.
+    """
     if looks_like_jwt(credential):
-        claims = read_access_token(await jwt_secret(request, conn), credential)
+        claims = read_access_token(await jwt_secret(request), credential)
         if claims is None:
             raise Problem(401, "The access token is not valid or has expired; refresh it.", headers=_CHALLENGE)
         return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id)
-    principal = await authenticate(conn, credential)
+    cache: ApiKeyCache = request.app.state.key_cache
+    key_hash = hash_key(credential)
+    principal = cache.get(key_hash)
     if principal is None:
-        raise Problem(401, "The API key is not valid or has been revoked.", headers=_CHALLENGE)
+        async with request.app.state.pool.connection() as conn:
+            principal = await authenticate(conn, credential)
+        if principal is None:
+            raise Problem(401, "The API key is not valid or has been revoked.", headers=_CHALLENGE)
+        cache.put(key_hash, principal)
     return principal
 
 
 class Authentication(ASGIMiddleware):
     """Authenticate each request to a route that is not public, before its handler runs.
 
-    The connection that checks the credentials stays open for the handler, as its TenantDb,
-    so a request takes one pooled connection, not two.
+    The handler's TenantDb takes a pooled connection on first use and gives it back when
+    the request ends; a request that needs none (single-event ingest, which goes through
+    the group-commit writer) holds none.
     """
 
     scopes = (ScopeType.HTTP,)
@@ -114,9 +127,13 @@ async def _tenant_db(request: Request[Any, Any, Any], stack: AsyncExitStack) -> 
         raise Problem(401, "Credentials are required: send 'Authorization: Bearer <api key>'.", headers=_CHALLENGE)
     if len(credential) > 4096:
         raise Problem(401, "The credentials are not valid.", headers=_CHALLENGE)
-    conn = await stack.enter_async_context(request.app.state.pool.connection())
-    principal = await principal_of(request, conn, credential)
-    return TenantDb(conn, principal, request.app.state.settings)
+    principal = await principal_of(request, credential)
+    pool = request.app.state.pool
+
+    async def acquire() -> AsyncConnection:
+        return await stack.enter_async_context(pool.connection())
+
+    return TenantDb(None, principal, request.app.state.settings, acquire=acquire)
 
 
 def provide_tenant_db(request: Request[Any, Any, Any]) -> TenantDb:
@@ -138,7 +155,7 @@ async def charge_ingest(db: TenantDb, events: int) -> dict[str, str]:
             f"A request of {events} events can never fit this key's limit of {limit} events per second; split it.",
             headers={"RateLimit-Limit": str(limit)},
         )
-    allowance: Allowance = await spend(db.conn, db.principal.subject, events, limit)
+    allowance: Allowance = await spend(await db.connection(), db.principal.subject, events, limit)
     if not allowance.allowed:
         detail = f"Ingest limit of {limit} events per second reached; retry after the reset."
         raise Problem(429, detail, headers=allowance.headers())

@@ -156,7 +156,7 @@ class DeliveryController(Controller):
             raise Problem(
                 409, f"Delivery {delivery_id!r} is still {row['state']}; only finished deliveries are replayed."
             )
-        made = await replay_deliveries(db.conn, db.tenant_id, [delivery_id])
+        made = await replay_deliveries(await db.connection(), db.tenant_id, [delivery_id])
         if not made:
             raise Problem(409, f"The endpoint of delivery {delivery_id!r} is disabled or deleted.")
         return ReplayOut(id=made[0].id, replay_of=made[0].replay_of)

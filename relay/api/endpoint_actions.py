@@ -135,7 +135,8 @@ class EndpointActionController(Controller):
         if row["verification"] in ("pending", "failed"):
             raise Problem(409, f"Endpoint {endpoint_id!r} is not verified yet ({row['verification']}).")
         payload = msgspec.json.encode({"endpoint_id": endpoint_id, "message": "Test event sent by Relay."})
-        (accepted,) = await insert_events(db.conn, db.tenant_id, [new_event(PING, payload, endpoint_id=endpoint_id)])
+        ping = new_event(PING, payload, endpoint_id=endpoint_id)
+        (accepted,) = await insert_events(await db.connection(), db.tenant_id, [ping])
         return TestSent(event_id=accepted.id, deliveries=accepted.deliveries)
 
     @post("/verify", operation_id="verifyEndpoint", status_code=202, responses=problem_responses(401, 404))

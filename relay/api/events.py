@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,6 +17,8 @@ from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, new_event
+from relay.db.group_commit import GroupCommit, Submission, Verdict
+from relay.db.ratelimit import Allowance
 from relay.db.tenant_db import TenantDb
 from relay.delivery.replay import replay_deliveries
 from relay.envelope import payload_of
@@ -67,6 +70,12 @@ class EventOut(msgspec.Struct):
     payload: msgspec.Raw
 
 
+class EventListed(EventOut):
+    """A stored event in a list, with how many of its deliveries are in each state."""
+
+    delivery_states: dict[str, int] = {}
+
+
 class EventDetail(EventOut):
     """A stored event with its deliveries and their attempts."""
 
@@ -91,6 +100,15 @@ def _new_event(item: EventCreate, payload: bytes, idempotency_key: str | None) -
     )
 
 
+def _limit_headers(limit: int, verdict: Verdict) -> dict[str, str]:
+    """The RateLimit-* headers (and Retry-After when refused) for a group-committed event."""
+    if limit <= 0 or verdict.used is None:
+        return {}
+    allowance = Allowance(allowed=not verdict.rate_limited, limit=limit, remaining=max(0, limit - verdict.used),
+                          reset_seconds=max(1, math.ceil(verdict.resets_in)))
+    return allowance.headers()
+
+
 def _checked_payload(raw: msgspec.Raw, limit: int, where: str) -> bytes:
     payload = bytes(raw)
     if len(payload) > limit:
@@ -106,7 +124,7 @@ async def _store(db: TenantDb, events: list[NewEvent]) -> list[Accepted]:
         if missing:
             raise Problem(422, f"No endpoint {sorted(missing)[0]!r}.", field="endpoint_id")
     try:
-        return await insert_events(db.conn, db.tenant_id, events)
+        return await insert_events(await db.connection(), db.tenant_id, events)
     except IdempotencyConflict as exc:
         raise Problem(409, f"Idempotency key {exc.key!r} was already used with a different request.") from None
 
@@ -138,11 +156,22 @@ class EventController(Controller):
         raw = msgspec.json.decode(await request.body(), type=_RawEvent)
         payload = _checked_payload(raw.payload, db.settings.max_payload_bytes, "$.payload")
         event = _new_event(data, payload, data.idempotency_key or idempotency_key)
-        limits = await charge_ingest(db, 1)
-        (accepted,) = await _store(db, [event])
+        # Written together with the other requests that arrive meanwhile (one statement, one
+        # commit), the rate limit charged in the same statement; answered once committed.
+        limit = max(0, db.principal.rate_limit or db.settings.ingest_rate_limit)
+        writer: GroupCommit = request.app.state.group_commit
+        verdict = await writer.submit(Submission(db.tenant_id, db.principal.subject, limit, event))
+        limits = _limit_headers(limit, verdict)
+        if not verdict.endpoint_known:
+            raise Problem(422, f"No endpoint {event.endpoint_id!r}.", field="$.endpoint_id")
+        if verdict.rate_limited:
+            raise Problem(429, f"Ingest limit of {limit} events per second reached; retry after the reset.",
+                          headers=limits)
+        if verdict.conflict:
+            raise Problem(409, f"Idempotency key {event.idempotency_key!r} was already used with a different request.")
         return Response(
-            EventAccepted(id=accepted.id, deliveries=accepted.deliveries),
-            status_code=202 if accepted.created else 200,
+            EventAccepted(id=verdict.event_id, deliveries=verdict.deliveries),
+            status_code=202 if verdict.created else 200,
             headers=limits,
         )
 
@@ -191,10 +220,18 @@ class EventController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
         event_type: Annotated[str | None, QueryParameter(max_length=255)] = None,
-    ) -> Page[EventOut]:
-        """List events, newest first."""
-        rows = await db.fetch_all("list_events", cursor=cursor, limit=limit + 1, event_type=event_type)
-        return page_of([_event_out(row) for row in rows], limit)
+        since: Annotated[datetime | None, QueryParameter(description="Created at or after (ISO 8601).")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="Created before (ISO 8601).")] = None,
+    ) -> Page[EventListed]:
+        """List events, newest first, filtered by type and time, with their deliveries counted by state."""
+        rows = await db.fetch_all(
+            "list_events", cursor=cursor, limit=limit + 1, event_type=event_type, since=since, until=until
+        )
+        return page_of(
+            [EventListed(**msgspec.structs.asdict(_event_out(row)), delivery_states=row["delivery_states"])
+             for row in rows],
+            limit,
+        )
 
     @get("/{event_id:str}", operation_id="getEvent", responses=problem_responses(401, 404))
     async def read(self, db: NamedDependency[TenantDb], event_id: EventId) -> EventDetail:
@@ -212,7 +249,7 @@ class EventController(Controller):
         finished = [row["id"] for row in latest if row["state"] in TERMINAL]
         if not finished:
             raise Problem(409, f"Event {event_id!r} has no finished delivery to replay.")
-        made = await replay_deliveries(db.conn, db.tenant_id, finished)
+        made = await replay_deliveries(await db.connection(), db.tenant_id, finished)
         return EventReplayed(deliveries=[ReplayOut(id=m.id, replay_of=m.replay_of) for m in made])
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -30,10 +31,34 @@ class TenantDb:
     so a handler cannot reach another tenant's rows by forgetting or overriding it.
     """
 
-    def __init__(self, conn: AsyncConnection, principal: Principal, settings: Settings) -> None:
-        self.conn = conn  # for database functions that take the tenant as an argument
+    def __init__(
+        self,
+        conn: AsyncConnection | None,
+        principal: Principal,
+        settings: Settings,
+        acquire: Callable[[], Awaitable[AsyncConnection]] | None = None,
+    ) -> None:
+        # The connection is taken from the pool on first use (`acquire`), so a request that
+        # needs none (an event handed to the group-commit writer) holds none.
+        self._conn = conn
+        self._acquire = acquire
         self.principal = principal
         self.settings = settings
+
+    async def connection(self) -> AsyncConnection:
+        """Return the request's connection, taking it from the pool on first use."""
+        if self._conn is None:
+            if self._acquire is None:
+                raise RuntimeError("this TenantDb has no connection and no way to get one")
+            self._conn = await self._acquire()
+        return self._conn
+
+    @property
+    def conn(self) -> AsyncConnection:
+        """The connection, once `connection()` has taken it (for functions that take the tenant as an argument)."""
+        if self._conn is None:
+            raise RuntimeError("call `await db.connection()` first")
+        return self._conn
 
     @property
     def tenant_id(self) -> str:
@@ -42,23 +67,25 @@ class TenantDb:
 
     async def fetch_one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
         """Run the named query for the tenant and return its first row as a dict, or None."""
-        cursor = self.conn.cursor(row_factory=dict_row)
+        cursor = (await self.connection()).cursor(row_factory=dict_row)
         await cursor.execute(queries[query], self._scoped(query, params))
         return await cursor.fetchone()
 
     async def fetch_all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
         """Run the named query for the tenant and return its rows as dicts."""
-        cursor = self.conn.cursor(row_factory=dict_row)
+        cursor = (await self.connection()).cursor(row_factory=dict_row)
         await cursor.execute(queries[query], self._scoped(query, params))
         return await cursor.fetchall()
 
     async def execute(self, query: str, /, **params: Any) -> None:
         """Run the named statement for the tenant, ignoring what it returns."""
-        await self.conn.execute(queries[query], self._scoped(query, params))
+        await (await self.connection()).execute(queries[query], self._scoped(query, params))
 
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
         """Open a transaction: the statements run inside it commit together or not at all."""
-        return self.conn.transaction()
+        async with (await self.connection()).transaction() as tx:
+            yield tx
 
     def _scoped(self, query: str, params: dict[str, Any]) -> dict[str, Any]:
         if "tenant_id" in params or "tenant_ids" in params:

@@ -11,9 +11,13 @@ VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(key_hash)s, %(rate_limit)
 RETURNING id, name, prefix, rate_limit, created_at, last_used_at, revoked_at;
 
 -- name: revoke_api_key
-UPDATE relay.api_keys SET revoked_at = now()
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revoked_at IS NULL
-RETURNING id;
+-- Every API process forgets the key when the revocation commits (relay/db/key_cache.py).
+WITH revoked AS (
+    UPDATE relay.api_keys SET revoked_at = now()
+    WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revoked_at IS NULL
+    RETURNING id
+)
+SELECT id, pg_notify('relay_api_keys', id) FROM revoked;
 
 -- name: spend_rate_limit
 -- Count `cost` units against `subject` in the current one-second window, on a random
