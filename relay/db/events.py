@@ -79,6 +79,20 @@ def new_event(
     )
 
 
+def event_columns(events: list[NewEvent]) -> dict[str, list[object]]:
+    """The events as the column arrays that insert_events and ingest_group unnest."""
+    return {
+        "ids": [e.id for e in events],
+        "types": [e.type for e in events],
+        "channels": [",".join(e.channels) for e in events],
+        "bodies": [e.body for e in events],
+        "idempotency_keys": [e.idempotency_key for e in events],
+        "request_hashes": [e.request_hash for e in events],
+        "endpoint_ids": [e.endpoint_id for e in events],
+        "created_at": [e.created_at for e in events],
+    }
+
+
 async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewEvent]) -> list[Accepted]:
     """Store events and their deliveries in one transaction; return one answer per event, in order.
 
@@ -91,20 +105,7 @@ async def insert_events(conn: AsyncConnection, tenant_id: str, events: list[NewE
     needs_transaction = len(events) > 1 and any(event.idempotency_key for event in events)
     async with conn.transaction() if needs_transaction else _no_transaction():
         cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(
-            queries["insert_events"],
-            {
-                "tenant_id": tenant_id,
-                "ids": [e.id for e in events],
-                "types": [e.type for e in events],
-                "channels": [",".join(e.channels) for e in events],
-                "bodies": [e.body for e in events],
-                "idempotency_keys": [e.idempotency_key for e in events],
-                "request_hashes": [e.request_hash for e in events],
-                "endpoint_ids": [e.endpoint_id for e in events],
-                "created_at": [e.created_at for e in events],
-            },
-        )
+        await cursor.execute(queries["insert_events"], {"tenant_id": tenant_id, **event_columns(events)})
         rows = await cursor.fetchall()
         answers = [Accepted(id=row["id"], deliveries=row["deliveries"], created=row["inserted"]) for row in rows]
         replayed = [event for event, answer in zip(events, answers, strict=True) if not answer.created]

@@ -20,7 +20,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from relay.db.events import NewEvent
+from relay.db.events import NewEvent, event_columns
 from relay.db.sql import queries
 
 log = structlog.get_logger("relay.ingest")
@@ -119,19 +119,11 @@ class GroupCommit:
                 future.set_result(verdict)
 
     async def _write(self, group: list[Submission]) -> list[Verdict]:
-        events = [s.event for s in group]
         params = {
             "tenant_ids": [s.tenant_id for s in group],
             "subjects": [s.subject for s in group],
             "rate_limits": [s.rate_limit for s in group],
-            "ids": [e.id for e in events],
-            "types": [e.type for e in events],
-            "channels": [",".join(e.channels) for e in events],
-            "bodies": [e.body for e in events],
-            "idempotency_keys": [e.idempotency_key for e in events],
-            "request_hashes": [e.request_hash for e in events],
-            "endpoint_ids": [e.endpoint_id for e in events],
-            "created_at": [e.created_at for e in events],
+            **event_columns([s.event for s in group]),
         }
         async with self.pool.connection() as conn:
             for attempt in range(3):

@@ -16,31 +16,45 @@ WITH incoming AS (
     SELECT id, %(tenant_id)s, type, string_to_array(channels, ','), body, idempotency_key, request_hash, created_at
     FROM incoming
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, type, channels
-), targets AS (
-    -- Each new event with every endpoint it goes to. A paused endpoint holds its new
-    -- deliveries; a FIFO endpoint holds all but its oldest open one.
-    SELECT i.id AS event_id, i.type, ep.id AS endpoint_id, t.position,
+    RETURNING id, tenant_id, type, channels
+), new_events AS (
+    SELECT i.tenant_id, i.id, i.type, i.channels, t.endpoint_id, t.position
+    FROM inserted i JOIN incoming t ON t.id = i.id
+), {{fragment_fan_out}}
+SELECT t.id, (i.id IS NOT NULL) AS inserted, coalesce(c.deliveries, 0) AS deliveries
+FROM incoming t
+LEFT JOIN inserted i ON i.id = t.id
+LEFT JOIN counts c ON c.event_id = t.id
+LEFT JOIN wake ON true
+ORDER BY t.position;
+
+-- name: fragment_fan_out
+-- The fan-out shared by insert_events and ingest_group, as CTEs after a `new_events`
+-- (tenant_id, id, type, channels, endpoint_id, position) of the events just stored:
+-- each with every endpoint it goes to (a paused endpoint holds its new deliveries, a FIFO
+-- endpoint all but its oldest open one), the deliveries, their count per event, and one
+-- NOTIFY to wake the dispatchers when any delivery was made.
+targets AS (
+    SELECT n.tenant_id, n.id AS event_id, n.type, ep.id AS endpoint_id, n.position,
            CASE WHEN ep.paused THEN 'pause'
                 WHEN ep.fifo AND (
-                    row_number() OVER (PARTITION BY ep.id ORDER BY t.position) > 1
+                    row_number() OVER (PARTITION BY ep.tenant_id, ep.id ORDER BY n.position) > 1
                     OR EXISTS (SELECT 1 FROM relay.deliveries o
-                               WHERE o.tenant_id = %(tenant_id)s AND o.endpoint_id = ep.id
+                               WHERE o.tenant_id = n.tenant_id AND o.endpoint_id = ep.id
                                  AND o.state IN ('pending', 'retrying', 'delivering')))
                     THEN 'fifo'
            END AS held_by
-    FROM inserted i
-    JOIN incoming t ON t.id = i.id
+    FROM new_events n
     JOIN relay.endpoints ep
-      ON ep.tenant_id = %(tenant_id)s AND ep.enabled AND ep.deleted_at IS NULL
+      ON ep.tenant_id = n.tenant_id AND ep.enabled AND ep.deleted_at IS NULL
      AND ep.verification IN ('not_required', 'verified')
-     AND CASE WHEN t.endpoint_id IS NOT NULL THEN ep.id = t.endpoint_id
-              ELSE relay.type_matches(ep.event_types, i.type)
-                   AND (cardinality(ep.channels) = 0 OR ep.channels && i.channels)
+     AND CASE WHEN n.endpoint_id IS NOT NULL THEN ep.id = n.endpoint_id
+              ELSE relay.type_matches(ep.event_types, n.type)
+                   AND (cardinality(ep.channels) = 0 OR ep.channels && n.channels)
          END
 ), fanned AS (
     INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, held_by, next_attempt_at)
-    SELECT relay.new_id('dlv'), %(tenant_id)s, event_id, endpoint_id, type, 'pending', held_by,
+    SELECT relay.new_id('dlv'), tenant_id, event_id, endpoint_id, type, 'pending', held_by,
            CASE WHEN held_by IS NULL THEN now() ELSE 'infinity'::timestamptz END
     FROM targets
     ORDER BY position
@@ -50,12 +64,6 @@ WITH incoming AS (
 ), wake AS (
     SELECT pg_notify('relay_deliveries', '') AS sent FROM (SELECT 1 FROM fanned LIMIT 1) AS any_delivery
 )
-SELECT t.id, (i.id IS NOT NULL) AS inserted, coalesce(c.deliveries, 0) AS deliveries
-FROM incoming t
-LEFT JOIN inserted i ON i.id = t.id
-LEFT JOIN counts c ON c.event_id = t.id
-LEFT JOIN wake ON true
-ORDER BY t.position;
 
 -- name: events_by_idempotency_key
 -- The originals of replayed requests, with how many deliveries each made.

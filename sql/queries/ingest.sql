@@ -49,39 +49,10 @@ WITH incoming AS (
     ORDER BY position
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, tenant_id, type, channels
-), targets AS (
-    -- As insert_events: each new event with every endpoint it goes to; a paused endpoint
-    -- holds its new deliveries, a FIFO endpoint all but its oldest open one.
-    SELECT i.tenant_id, i.id AS event_id, i.type, ep.id AS endpoint_id, a.position,
-           CASE WHEN ep.paused THEN 'pause'
-                WHEN ep.fifo AND (
-                    row_number() OVER (PARTITION BY ep.tenant_id, ep.id ORDER BY a.position) > 1
-                    OR EXISTS (SELECT 1 FROM relay.deliveries o
-                               WHERE o.tenant_id = i.tenant_id AND o.endpoint_id = ep.id
-                                 AND o.state IN ('pending', 'retrying', 'delivering')))
-                    THEN 'fifo'
-           END AS held_by
-    FROM inserted i
-    JOIN admitted a ON a.id = i.id
-    JOIN relay.endpoints ep
-      ON ep.tenant_id = i.tenant_id AND ep.enabled AND ep.deleted_at IS NULL
-     AND ep.verification IN ('not_required', 'verified')
-     AND CASE WHEN a.endpoint_id IS NOT NULL THEN ep.id = a.endpoint_id
-              ELSE relay.type_matches(ep.event_types, i.type)
-                   AND (cardinality(ep.channels) = 0 OR ep.channels && i.channels)
-         END
-), fanned AS (
-    INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, held_by, next_attempt_at)
-    SELECT relay.new_id('dlv'), tenant_id, event_id, endpoint_id, type, 'pending', held_by,
-           CASE WHEN held_by IS NULL THEN now() ELSE 'infinity'::timestamptz END
-    FROM targets
-    ORDER BY position
-    RETURNING event_id
-), counts AS (
-    SELECT event_id, count(*) AS deliveries FROM fanned GROUP BY event_id
-), wake AS (
-    SELECT pg_notify('relay_deliveries', '') AS sent FROM (SELECT 1 FROM fanned LIMIT 1) AS any_delivery
-)
+), new_events AS (
+    SELECT i.tenant_id, i.id, i.type, i.channels, a.endpoint_id, a.position
+    FROM inserted i JOIN admitted a ON a.id = i.id
+), {{fragment_fan_out}}
 SELECT t.position, t.id, t.endpoint_known, t.used_after,
        (i.id IS NOT NULL) AS inserted, coalesce(c.deliveries, 0) AS deliveries,
        extract(epoch FROM date_trunc('second', now()) + interval '1 second' - now())::float8 AS resets_in
