@@ -28,7 +28,7 @@ from relay.api.events import EventController
 from relay.api.health import health, ready
 from relay.api.metrics import http_metrics, metrics, metrics_head
 from relay.api.nul_guard import refuse_nul_characters
-from relay.api.openapi import document_common_errors, mark_strict_bodies
+from relay.api.openapi import document_common_errors, document_decoded_bodies, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.stats import hourly_stats, tenant_stats
 from relay.db.group_commit import GroupCommit
@@ -132,5 +132,6 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
     )
     app.state.settings = settings
     mark_strict_bodies(app)
+    document_decoded_bodies(app)
     document_common_errors(app)
     return app

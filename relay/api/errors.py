@@ -55,11 +55,14 @@ class ProblemDocument(msgspec.Struct, omit_defaults=True):
 class Problem(Exception):
     """Raise to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None,
+        message: str | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.errors = [FieldError(field, detail)] if field else []
+        self.errors = [FieldError(field, message or detail)] if field else []
         self.headers = headers or {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from msgspec import Meta
 
 from relay.api.auth import charge_ingest
 from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
-from relay.api.errors import Problem, problem_responses
+from relay.api.errors import Problem, field_path, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.events import Accepted, IdempotencyConflict, NewEvent, insert_events, new_event
 from relay.db.group_commit import GroupCommit, Submission, Verdict
@@ -93,7 +94,46 @@ class _RawBatch(msgspec.Struct):
     events: list[_RawEvent]
 
 
-def _new_event(item: EventCreate, payload: bytes, idempotency_key: str | None) -> NewEvent:
+class _EventIn(msgspec.Struct, forbid_unknown_fields=True):
+    """EventCreate with the payload's bytes as sent: one decoding pass validates and keeps them."""
+
+    type: EventType
+    payload: msgspec.Raw
+    idempotency_key: IdempotencyKey | None = None
+    endpoint_id: Annotated[str, Meta(max_length=64)] | None = None
+    channels: Annotated[list[Channel], Meta(max_length=10)] | None = None
+
+
+_EVENT_DECODER = msgspec.json.Decoder(_EventIn)
+_AT_PATH = re.compile(r"^(.*) - at `\$(.*)`$")
+
+
+def _decode_event(body: bytes, operation: str) -> _EventIn:
+    """Decode and validate a single event; answer 400 as Litestar would for EventCreate, naming the field."""
+    try:
+        item = _EVENT_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        message, path = str(exc), ""
+        located = _AT_PATH.match(message)
+        if located:
+            message, path = located.group(1), located.group(2).removeprefix(".")
+        raise Problem(400, f"Validation failed for {operation}", field=field_path(path, message),
+                      message=message) from None
+    except msgspec.DecodeError as exc:
+        raise Problem(400, f"JSON is malformed: {str(exc).removeprefix('JSON is malformed: ')}") from None
+    if not bytes(item.payload).lstrip()[:1] == b"{":  # a JSON object, as EventCreate's dict[str, Any] says
+        kind = _json_kind(bytes(item.payload))
+        raise Problem(400, f"Validation failed for {operation}", field="$.payload",
+                      message=f"Expected `object`, got `{kind}`")
+    return item
+
+
+def _json_kind(raw: bytes) -> str:
+    first = raw.lstrip()[:1]
+    return {b"[": "array", b'"': "str", b"t": "bool", b"f": "bool", b"n": "null"}.get(first, "number")
+
+
+def _new_event(item: EventCreate | _EventIn, payload: bytes, idempotency_key: str | None) -> NewEvent:
     channels = tuple(sorted(set(item.channels or ())))
     return new_event(
         item.type, payload, channels=channels, endpoint_id=item.endpoint_id, idempotency_key=idempotency_key
@@ -145,16 +185,17 @@ class EventController(Controller):
         self,
         request: Request,
         db: NamedDependency[TenantDb],
-        data: JSONBody[EventCreate],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[EventAccepted]:
         """Accept one event for delivery; answers 200 with the original for a repeated idempotency key."""
+        # The body (documented as EventCreate, see relay/api/openapi.py) is decoded once, here:
+        # validated as EventCreate is, with the payload's exact bytes kept for the receivers.
+        data = _decode_event(await request.body(), "POST /v1/events")
         if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
             raise Problem(
                 422, "The Idempotency-Key header and the body's idempotency_key differ.", field="$.idempotency_key"
             )
-        raw = msgspec.json.decode(await request.body(), type=_RawEvent)
-        payload = _checked_payload(raw.payload, db.settings.max_payload_bytes, "$.payload")
+        payload = _checked_payload(data.payload, db.settings.max_payload_bytes, "$.payload")
         event = _new_event(data, payload, data.idempotency_key or idempotency_key)
         # Written together with the other requests that arrive meanwhile (one statement, one
         # commit), the rate limit charged in the same statement; answered once committed.
