@@ -27,10 +27,12 @@ _LOAD = [
        SELECT 'ep_' || lpad(to_hex(g), 32, '0'), {t}, 'https://example.com/hooks/' || g, 'whsec_x'
        FROM generate_series(1, 20) g""",
     """INSERT INTO relay.events (id, tenant_id, type, body, created_at)
-       SELECT 'evt_' || lpad(to_hex(g), 32, '0'), {t}, 'order.paid',
-              convert_to('{{"order": ' || g || ', "amount": 4200}}', 'UTF8'),
-              now() - (g % 86400) * interval '1 second'
-       FROM generate_series(1, 100000) g""",
+       SELECT id, {t}, 'order.paid',
+              convert_to('{{"id":"' || id || '","type":"order.paid","timestamp":"'
+                         || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                         || '","data":{{"order":' || g || ',"amount":4200}}}}', 'UTF8'), at
+       FROM (SELECT g, 'evt_' || lpad(to_hex(g), 32, '0') AS id, now() - (g % 86400) * interval '1 second' AS at
+             FROM generate_series(1, 100000) g) AS events""",
     """INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, attempts,
                                     completed_at, created_at, dead_reason)
        SELECT 'dlv_' || lpad(to_hex(g), 32, '0'), {t}, 'evt_' || lpad(to_hex(g), 32, '0'),

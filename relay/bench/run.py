@@ -301,9 +301,14 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         run_stats_bench(settings, server)
         return 0
     if args.scenario == "dashboard":
-        from relay.bench.dashboard import run_dashboard_bench
+        from relay.bench.dashboard import DATABASE, run_dashboard_bench
 
-        run_dashboard_bench(settings, settings.database_url or _embedded_server(settings))
+        server = settings.database_url or _embedded_server(settings)
+        try:
+            run_dashboard_bench(settings, server)
+        finally:
+            if not args.keep:
+                drop_database(server, DATABASE)
         return 0
     say(args, "preparing a fresh bench database ...")
     server = _bench_server(settings)
