@@ -30,11 +30,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=("throughput", "noisy-neighbour", "dashboard"),
+        choices=("throughput", "noisy-neighbour", "dashboard", "backlog"),
         default="throughput",
         help="throughput (default): ingest, live delivery and drain figures; noisy-neighbour: a quiet tenant's "
         "latency while another tenant's slow endpoint has a backlog; dashboard: every dashboard page's p50/p95 "
-        "with 100,000 deliveries in the database",
+        "with 100,000 deliveries in the database; backlog: drain --backlog-events deliveries while probing the API's "
+        "ingest, list and stats latency",
     )
     parser.add_argument("--backlog", type=int, default=1500, help="noisy-neighbour: the slow endpoint's backlog (1500)")
     parser.add_argument(
@@ -54,5 +55,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: sustained ingest at --soak-rate with delivery for SECONDS, a line of figures every minute",
     )
     parser.add_argument("--soak-rate", type=float, default=1000, help="events/s during --soak (default 1000)")
+    parser.add_argument(
+        "--backlog-events", type=int, default=100_000, help="backlog scenario: events in the backlog (100000)"
+    )
+    parser.add_argument("--drain-timeout", type=float, default=1800, help="backlog scenario: give up after (1800 s)")
     parser.add_argument("--keep", action="store_true", help="keep the relay_bench database (default: drop it)")
     parser.add_argument("--json", action="store_true", help="print only the final JSON result line")

@@ -167,6 +167,17 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
                 if response.status != 201:
                     raise SystemExit(f"bench: endpoint creation answered {response.status}")
 
+        if args.scenario == "backlog":
+            from relay.bench.backlog import drain_with_probes, make_backlog
+
+            procs.stop("worker-")
+            say(args, f"backlog: batch-ingesting {args.backlog_events} events with the workers stopped ...")
+            made = await make_backlog(session, api, headers, args.backlog_events, filler)
+            say(args, f"draining {made * args.fanout} deliveries while probing the API ...")
+            drained = await drain_with_probes(args, session, api, receiver, headers, made * args.fanout,
+                                              start_workers)
+            return {**drained, "worker_processes": args.workers, "cores": os.cpu_count(), "postgresql": pg_version}
+
         meter = CpuMeter(conninfo, BENCH_DB, {
             "api": [procs.procs["api"].proc.pid],
             "worker": [p.proc.pid for name, p in procs.procs.items() if name.startswith("worker-")],
@@ -335,4 +346,6 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if result["quiet_received"] >= result["quiet_events"] else 1
     if args.soak:
         return 0 if not result["soak_errors"] else 1
+    if args.scenario == "backlog":
+        return 0 if result["backlog_received"] >= result["backlog_deliveries"] else 1
     return 0 if result["drain_deliveries"] >= result["drain_expected"] else 1
