@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from litestar import Controller, Request, get
 from litestar.response import Template
 
 from relay.ui.api_client import Api, ApiError
 from relay.ui.pages import page
-from relay.ui.refusals import endpoints_by_id, problem_page, refusal
+from relay.ui.refusals import endpoints_by_id, paging, problem_page, refusal
 
 PAGE_SIZE = 50
 SHOWN = {"open": "open", "resolved": "resolved", "all": None}  # the page's choice → the API's `status`
@@ -53,7 +52,5 @@ class AlertsController(Controller):
             return page(request, "alerts.html", section="alerts", alerts=[], endpoints={}, status=status,
                         next_url=None, paged=False, error=refusal(error), status_code=400)
         alerts = [{**alert, "facts": evidence_facts(alert["evidence"])} for alert in listing["data"]]
-        next_url = (f"/ui/alerts?{urlencode({'status': status, 'cursor': listing['next_cursor']})}"
-                    if listing["next_cursor"] else None)
         return page(request, "alerts.html", section="alerts", alerts=alerts, endpoints=endpoints, status=status,
-                    next_url=next_url, paged=bool(cursor), error=None)
+                    error=None, **paging("/ui/alerts", {"status": status}, cursor, listing["next_cursor"]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
@@ -11,8 +10,8 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from relay.ui.api_client import Api, ApiError
-from relay.ui.pages import page, redirect
-from relay.ui.refusals import field_of, problem_message, problem_page
+from relay.ui.pages import no_store, page, redirect
+from relay.ui.refusals import field_of, paging, problem_message, problem_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 50
@@ -48,9 +47,7 @@ class ApiKeysController(Controller):
             if error.status >= 500:
                 return problem_page(request, error)
             return await self._render(request, form=data, error=error, status_code=error.status)
-        response = await self._render(request, created=created, status_code=201)
-        response.headers["cache-control"] = "no-store"  # the key must not stay in a cache
-        return response
+        return no_store(await self._render(request, created=created, status_code=201))
 
     @post("/{key_id:str}/revoke")
     async def revoke(self, request: Request, key_id: str) -> Template | Redirect:
@@ -69,11 +66,9 @@ class ApiKeysController(Controller):
         except ApiError as failure:
             return problem_page(request, failure)
         field = field_of(error) if error else None
-        next_cursor = listing["next_cursor"]
         return page(
             request, "api_keys.html", section="api-keys", status_code=status_code,
-            keys=listing["data"], paged=bool(cursor), created=created,
-            next_url=f"/ui/api-keys?{urlencode({'cursor': next_cursor})}" if next_cursor else None,
+            keys=listing["data"], created=created, **paging("/ui/api-keys", {}, cursor, listing["next_cursor"]),
             form={"name": (form or {}).get("name", ""), "rate_limit": (form or {}).get("rate_limit", "")},
             error=problem_message(error) if error else None,
             error_field=field if field in ("name", "rate_limit") else None,

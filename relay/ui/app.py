@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
-from litestar import Router
+import structlog
+from litestar import Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
@@ -16,6 +18,7 @@ from litestar.types import ControllerRouterHandler
 
 from relay.settings import Settings
 from relay.ui.alerts import AlertsController
+from relay.ui.api_client import ApiError
 from relay.ui.api_keys import ApiKeysController
 from relay.ui.dead_letter import DeadLetterController, OperationController
 from relay.ui.deliveries import DeliveriesController
@@ -23,9 +26,18 @@ from relay.ui.endpoints import EndpointsController
 from relay.ui.events import EventsController
 from relay.ui.guard import DashboardGuard
 from relay.ui.overview import OverviewController
+from relay.ui.refusals import problem_page
 from relay.ui.sign_in import SignInController, root
 
 HERE = Path(__file__).parent
+log = structlog.get_logger("relay.ui")
+
+
+def unhandled_refusal(request: Request[Any, Any, Any], error: ApiError) -> Response[Any]:
+    """Show an API refusal that reached no page's own handling; log the API's own failures."""
+    if error.status >= 500:
+        log.warning("ui.api_failed", path=request.url.path, status=error.status)
+    return problem_page(request, error)
 PAGES: list[ControllerRouterHandler] = [SignInController, OverviewController,
                                       DeadLetterController, OperationController, AlertsController, ApiKeysController,
                                       EndpointsController, EventsController, DeliveriesController]
@@ -42,6 +54,8 @@ def dashboard(settings: Settings) -> tuple[list[ControllerRouterHandler], Templa
         route_handlers=PAGES,
         # Outermost first: the guard loads the signing key the CSRF middleware checks with.
         middleware=[DashboardGuard(csrf), DefineMiddleware(CSRFMiddleware, config=csrf)],
+        # An API refusal no page handles itself still becomes a page (never a 500).
+        exception_handlers={ApiError: unhandled_refusal},
         include_in_schema=False,
     )
     assets = create_static_files_router(

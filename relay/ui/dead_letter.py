@@ -10,14 +10,16 @@ from litestar.params import Body
 from litestar.response import Redirect, Response, Template
 
 from relay.ui.api_client import Api, ApiError
-from relay.ui.pages import page, redirect
+from relay.ui.pages import NO_STORE, page, redirect
 from relay.ui.refusals import (
     as_utc,
     chosen_filters,
     endpoints_by_id,
+    filtered_rows,
     list_url,
+    not_replayed,
+    paging,
     problem_page,
-    refusal,
 )
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -77,20 +79,17 @@ class DeadLetterController(Controller):
         shown = {**chosen, **({"limit": limit} if limit else {})}  # the page size stays on every link, not in replays
         api = Api(request)
         endpoints = await endpoints_by_id(api)
-        error, rows, next_cursor = None, [], None
         try:
-            listing = await api.get("/v1/dead-letter", limit=limit or PAGE_SIZE, cursor=cursor, **api_filters(chosen))
-            rows, next_cursor = listing["data"], listing["next_cursor"]
+            rows, next_cursor, error = await filtered_rows(api, "/v1/dead-letter", limit=limit or PAGE_SIZE,
+                                                           cursor=cursor, **api_filters(chosen))
         except ApiError as failure:
-            if failure.status >= 500:
-                return problem_page(request, failure)
-            error = refusal(failure)
+            return problem_page(request, failure)
         return page(
             request, "dead_letter.html", section="dead-letter", status_code=400 if error else 200,
-            rows=rows, endpoints=endpoints, chosen=chosen, error=error, paged=bool(cursor),
-            here=dead_letter_url(shown, **({"cursor": cursor} if cursor else {})), first_url=dead_letter_url(shown),
-            next_url=dead_letter_url(shown, cursor=next_cursor) if next_cursor else None,
+            rows=rows, endpoints=endpoints, chosen=chosen, error=error,
+            here=dead_letter_url(shown, **({"cursor": cursor} if cursor else {})),
             replay_question=self._replay_question(chosen, endpoints),
+            **paging("/ui/dead-letter", shown, cursor, next_cursor),
         )
 
     @post("/{delivery_id:str}/replay")
@@ -102,9 +101,7 @@ class DeadLetterController(Controller):
         try:
             made = await Api(request).post(f"/v1/deliveries/{delivery_id}/replay")
         except ApiError as error:
-            if error.status == 404:
-                return problem_page(request, error)
-            return redirect(back, f"Not replayed: {error.detail}")
+            return not_replayed(request, error, back)
         return redirect(back, f"Replayed {delivery_id}: the new delivery is {made['id']}.")
 
     @post("/{delivery_id:str}/discard")
@@ -126,9 +123,7 @@ class DeadLetterController(Controller):
         try:
             operation = await Api(request).post("/v1/dead-letter/replay", api_filters(chosen))
         except ApiError as error:
-            if error.status == 404:
-                return problem_page(request, error)
-            return redirect(dead_letter_url(chosen), f"Not replayed: {error.detail}")
+            return not_replayed(request, error, dead_letter_url(chosen))
         return redirect(f"/ui/operations/{operation['id']}", "Bulk replay started.")
 
     @staticmethod
@@ -175,6 +170,5 @@ class OperationController(Controller):
         try:
             operation = await Api(request).get(f"/v1/operations/{operation_id}")
         except ApiError as error:
-            return Response({"detail": error.detail}, status_code=error.status,
-                            headers={"cache-control": "no-store"})
-        return Response(progress_of(operation), headers={"cache-control": "no-store"})
+            return Response({"detail": error.detail}, status_code=error.status, headers=NO_STORE)
+        return Response(progress_of(operation), headers=NO_STORE)

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from relay.states import TERMINAL, DeliveryState
 from relay.ui.api_client import Api, ApiError
 from relay.ui.pages import page, redirect, safe_next
-from relay.ui.refusals import as_utc, chosen_filters, endpoints_by_id, list_url, problem_page, refusal
+from relay.ui.refusals import as_utc, chosen_filters, endpoints_by_id, filtered_rows, not_replayed, paging, problem_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 50
@@ -29,14 +29,12 @@ FILTER_LABELS = {
 
 async def replay_delivery(request: Request[Any, Any, Any], delivery_id: str, back: str | None) -> Template | Redirect:
     """Replay one finished delivery; go `back` (a dashboard page) or to the new delivery, with a notice."""
+    back_to = safe_next(back) if back else None
     try:
         made = await Api(request).post(f"/v1/deliveries/{quote(delivery_id, safe='')}/replay")
     except ApiError as error:
-        if error.status == 404:
-            return problem_page(request, error)
-        return redirect(safe_next(back) if back else f"/ui/deliveries/{quote(delivery_id, safe='')}",
-                        f"Not replayed: {error.detail}")
-    return redirect(safe_next(back) if back else f"/ui/deliveries/{made['id']}",
+        return not_replayed(request, error, back_to or f"/ui/deliveries/{quote(delivery_id, safe='')}")
+    return redirect(back_to or f"/ui/deliveries/{made['id']}",
                     f"Replayed {delivery_id} as a new delivery, {made['id']}.")
 
 
@@ -58,23 +56,18 @@ class DeliveriesController(Controller):
                                  "event_id": event_id, "since": since, "until": until, "limit": limit}, FILTERS)
         api = Api(request)
         endpoints = await endpoints_by_id(api)
-        error, rows, next_cursor = None, [], None
         try:
-            listing = await api.get(
-                "/v1/deliveries", limit=chosen.get("limit", PAGE_SIZE), cursor=cursor, status=chosen.get("state"),
-                endpoint_id=chosen.get("endpoint_id"), event_type=chosen.get("event_type"),
+            rows, next_cursor, error = await filtered_rows(
+                api, "/v1/deliveries", FILTER_LABELS, limit=chosen.get("limit", PAGE_SIZE), cursor=cursor,
+                status=chosen.get("state"), endpoint_id=chosen.get("endpoint_id"), event_type=chosen.get("event_type"),
                 event_id=chosen.get("event_id"), since=as_utc(chosen.get("since")), until=as_utc(chosen.get("until")),
             )
-            rows, next_cursor = listing["data"], listing["next_cursor"]
         except ApiError as failure:
-            if failure.status >= 500:
-                return problem_page(request, failure)
-            error = refusal(failure, FILTER_LABELS)
+            return problem_page(request, failure)
         return page(
             request, "deliveries.html", section="deliveries", status_code=400 if error else 200,
-            rows=rows, endpoints=endpoints, states=STATES, chosen=chosen, error=error, paged=bool(cursor),
-            first_url=list_url("/ui/deliveries", chosen),
-            next_url=list_url("/ui/deliveries", chosen, cursor=next_cursor) if next_cursor else None,
+            rows=rows, endpoints=endpoints, states=STATES, chosen=chosen, error=error,
+            **paging("/ui/deliveries", chosen, cursor, next_cursor),
         )
 
     @get("/{delivery_id:str}")

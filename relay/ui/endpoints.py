@@ -14,11 +14,11 @@ from litestar.response import Redirect, Template
 from relay.ui.api_client import Api, ApiError
 from relay.ui.charts import hourly_chart
 from relay.ui.overview import hourly_bars
-from relay.ui.pages import page, redirect
+from relay.ui.pages import NO_STORE, no_store, page, redirect
+from relay.ui.refusals import paging
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 25  # each row also reads the endpoint's stats: one API call per row
-NO_STORE = {"cache-control": "no-store"}  # pages and answers that carry a signing secret
 FIELDS = ("url", "event_types", "description", "timeout_seconds", "rate_limit", "max_in_flight", "fifo")
 LABELS = {
     "url": "URL", "event_types": "Event types", "description": "Description", "timeout_seconds": "Timeout",
@@ -113,11 +113,6 @@ def not_found(request: Request, exc: ApiError) -> Template:
     return page(request, "not_found.html", section="endpoints", message=message, status_code=404)
 
 
-def no_store(template: Template) -> Template:
-    template.headers.update(NO_STORE)
-    return template
-
-
 class EndpointsController(Controller):
     """Webhook endpoints: list, register, edit, operate, inspect."""
 
@@ -134,10 +129,9 @@ class EndpointsController(Controller):
             return page(request, "endpoints.html", section="endpoints", endpoints=[], stats={}, next_url=None,
                         error=exc.detail, status_code=exc.status if exc.status < 500 else 502)
         stats = await asyncio.gather(*(_stats_or_none(api, e["id"]) for e in listing["data"]))
-        next_url = f"/ui/endpoints?cursor={listing['next_cursor']}" if listing["next_cursor"] else None
         return page(request, "endpoints.html", section="endpoints", endpoints=listing["data"],
-                    stats=dict(zip([e["id"] for e in listing["data"]], stats, strict=True)), next_url=next_url,
-                    error=None)
+                    stats=dict(zip([e["id"] for e in listing["data"]], stats, strict=True)), error=None,
+                    **paging("/ui/endpoints", {}, cursor, listing["next_cursor"]))
 
     @get("/new")
     async def new(self, request: Request) -> Template:

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from relay.ui.api_client import Api, ApiError
 from relay.ui.deliveries import FILTER_LABELS, FINISHED, STATES
 from relay.ui.pages import page, redirect
-from relay.ui.refusals import as_utc, chosen_filters, endpoints_by_id, list_url, problem_page, refusal
+from relay.ui.refusals import as_utc, chosen_filters, endpoints_by_id, filtered_rows, not_replayed, paging, problem_page
 
 PAGE_SIZE = 50
 FILTERS = ("event_type", "since", "until", "limit")
@@ -46,22 +46,19 @@ class EventsController(Controller):
             if isinstance(found, Redirect):
                 return found
             error = found
-        rows, next_cursor = [], None
         try:
-            listing = await api.get(
-                "/v1/events", limit=chosen.get("limit", PAGE_SIZE), cursor=cursor, event_type=chosen.get("event_type"),
-                since=as_utc(chosen.get("since")), until=as_utc(chosen.get("until")),
+            rows, next_cursor, refused = await filtered_rows(
+                api, "/v1/events", FILTER_LABELS, limit=chosen.get("limit", PAGE_SIZE), cursor=cursor,
+                event_type=chosen.get("event_type"), since=as_utc(chosen.get("since")),
+                until=as_utc(chosen.get("until")),
             )
-            rows, next_cursor = listing["data"], listing["next_cursor"]
         except ApiError as failure:
-            if failure.status >= 500:
-                return problem_page(request, failure)
-            error = refusal(failure, FILTER_LABELS)
+            return problem_page(request, failure)
+        error = refused or error  # the filters' refusal before the search's
         return page(
             request, "events.html", section="events", status_code=400 if error and not search else 200,
-            rows=rows, states=STATES, chosen=chosen, error=error, search=(search or "").strip(), paged=bool(cursor),
-            first_url=list_url("/ui/events", chosen),
-            next_url=list_url("/ui/events", chosen, cursor=next_cursor) if next_cursor else None,
+            rows=rows, states=STATES, chosen=chosen, error=error, search=(search or "").strip(),
+            **paging("/ui/events", chosen, cursor, next_cursor),
         )
 
     @get("/{event_id:str}")
@@ -86,9 +83,7 @@ class EventsController(Controller):
         try:
             made = await Api(request).post(f"/v1/events/{quote(event_id, safe='')}/replay")
         except ApiError as error:
-            if error.status == 404:
-                return problem_page(request, error)
-            return redirect(back, f"Not replayed: {error.detail}")
+            return not_replayed(request, error, back)
         count = len(made["deliveries"])
         return redirect(back, f"Replayed the event: {count} new deliver{'y' if count == 1 else 'ies'} "
                               f"({', '.join(d['id'] for d in made['deliveries'])}).")

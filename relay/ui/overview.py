@@ -11,6 +11,7 @@ from litestar.response import Template
 from relay.ui.api_client import Api
 from relay.ui.charts import HourBar, hourly_chart
 from relay.ui.pages import page
+from relay.ui.refusals import endpoints_by_id
 
 FAILING_WINDOW = timedelta(minutes=15)
 
@@ -65,7 +66,7 @@ class OverviewController(Controller):
         api = Api(request)
         stats = await api.get("/v1/stats")
         bars = await hourly_bars(api)
-        endpoints = {e["id"]: e for e in (await api.get("/v1/endpoints", limit=200))["data"]}
+        endpoints = await endpoints_by_id(api)
         alerts = await api.get("/v1/ai/alerts", status="open")
         return {
             "stats": stats,

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from relay.ui.guard import session_of
 
 NOTICE_COOKIE = "relay_notice"  # a message for the next page (after a form post redirects), shown once
+NO_STORE = {"cache-control": "no-store"}  # answers no cache may keep: a secret shown once, a live progress
 
 NAV = (
     ("overview", "Overview", "/ui"),
@@ -36,6 +37,12 @@ def page(request: Request[Any, Any, Any], template: str, *, section: str = "", s
         status_code=status_code,
         cookies=cookies,
     )
+
+
+def no_store(template: Template) -> Template:
+    """Keep `template` out of every cache: it shows a secret this once (a new API key, a signing secret)."""
+    template.headers.update(NO_STORE)
+    return template
 
 
 def redirect(url: str, notice: str | None = None) -> Redirect:

@@ -6,10 +6,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from relay.ui.api_client import Api, ApiError
-from relay.ui.pages import page
+from relay.ui.pages import page, redirect
 
 ENDPOINTS_SHOWN = 200  # endpoints named in filters and rows; beyond these a row shows the id
 
@@ -20,6 +20,13 @@ def problem_page(request: Request[Any, Any, Any], error: ApiError) -> Template:
         return page(request, "not_found.html", message=error.detail, status_code=404)
     return page(request, "problem.html", message=error.detail,
                 status_code=error.status if 400 <= error.status < 500 else 502)
+
+
+def not_replayed(request: Request[Any, Any, Any], error: ApiError, back: str) -> Template | Redirect:
+    """Answer a refused replay: the not-found page for an unknown id, else its reason on the page it was asked from."""
+    if error.status == 404:
+        return problem_page(request, error)
+    return redirect(back, f"Not replayed: {error.detail}")
 
 
 def field_of(error: ApiError) -> str | None:
@@ -67,6 +74,31 @@ def list_url(path: str, chosen: dict[str, str], **extra: str) -> str:
     """The list at `path` with these filters (and a cursor): what the pager links to."""
     query = urlencode({**chosen, **extra})
     return f"{path}?{query}" if query else path
+
+
+def paging(path: str, chosen: dict[str, str], cursor: str | None, next_cursor: str | None) -> dict[str, Any]:
+    """What a list page's pager and empty state need: whether it is filtered or paged, its first and next links."""
+    return {
+        "filtered": any(name != "limit" for name in chosen),  # a page size alone filters nothing out
+        "paged": bool(cursor),
+        "first_url": list_url(path, chosen),
+        "next_url": list_url(path, chosen, cursor=next_cursor) if next_cursor else None,
+    }
+
+
+async def filtered_rows(api: Api, path: str, labels: dict[str, str] | None = None, /,
+                        **query: Any) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """Read one page of a filtered list: its rows and the next page's cursor, or no rows and why the API refused.
+
+    Only a refusal of the filters (4xx) is the page's to show; a server error is raised, for the problem page.
+    """
+    try:
+        listing = await api.get(path, **query)
+    except ApiError as failure:
+        if failure.status >= 500:
+            raise
+        return [], None, refusal(failure, labels)
+    return listing["data"], listing["next_cursor"], None
 
 
 async def endpoints_by_id(api: Api) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ are written to docs/screenshots/ (the README shows them), otherwise under the te
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,11 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Dialog, Locator, Page
 
 from relay.ids import new_id
 from tests.acceptance.conftest import Stack, relay_stack, stack  # noqa: F401  (fixtures, used by name)
-from tests.receiver import Receiver
-from tests.support import REPO
+from tests.receiver import Received, Receiver
+from tests.support import REPO, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 HOW_TO_INSTALL = "no Chromium found: `apt-get install -y chromium` (Debian/Ubuntu) to run the dashboard's browser tests"
@@ -94,6 +96,56 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
+class Switch:
+    """A receiver's behaviour: 500 with a body while down, 200 once up; remembers the events it accepted."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.accepted: list[str] = []
+
+    async def __call__(self, request: Received) -> tuple[int, dict[str, str], bytes]:
+        if not self.up:
+            return 500, {}, b"database unavailable, try later"
+        self.accepted.append(json.loads(request.body)["id"])
+        return 200, {}, b"ok"
+
+
+@pytest.fixture
+def switch() -> Switch:
+    return Switch()
+
+
+@pytest.fixture
+def failing_receiver(switch: Switch) -> Iterator[Receiver]:
+    """A receiver that fails every delivery until `switch.up` is set: deliveries to it retry, then die."""
+    with Receiver(switch) as running:
+        yield running
+
+
+def send(api: httpx.Client, event_type: str = "order.paid", **payload: Any) -> str:
+    """Send an event through the API; return its id."""
+    answer = api.post("/v1/events", json={"type": event_type, "payload": payload})
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def deliveries(api: httpx.Client, **query: Any) -> list[dict[str, Any]]:
+    """The deliveries the API lists with these filters (`status`, `endpoint_id` …), newest first."""
+    answer = api.get("/v1/deliveries", params={"limit": 250, **query})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["data"])
+
+
+def wait_for_deliveries(api: httpx.Client, count: int, **query: Any) -> list[dict[str, Any]]:
+    """Wait until the API lists `count` deliveries with these filters (the worker sends them, not the test)."""
+
+    def enough() -> list[dict[str, Any]] | None:
+        rows = deliveries(api, **query)
+        return rows if len(rows) >= count else None
+
+    return wait_until(enough, timeout=30, interval=0.3, what=f"{count} deliveries {query}")
+
+
 def sign_in(page: Any, account: Account) -> None:
     """Sign in through the login form and land on the overview."""
     page.goto("/ui/login")
@@ -108,6 +160,31 @@ def signed_in(page: Any, account: Account) -> Any:
     """A page signed in as `account`."""
     sign_in(page, account)
     return page
+
+
+def reload_until_visible(page: Page, locator: Locator, what: str) -> None:
+    """Reload the page until `locator` shows (deliveries happen in the worker, not in the page)."""
+    wait_until(lambda: page.reload() is not None and locator.is_visible(), timeout=20, interval=0.3, what=what)
+
+
+def csrf_token(page: Page) -> str:
+    """The page's CSRF token, to post a form the page does not show (as a forged request would)."""
+    return str(page.locator("input[name=_csrf_token]").first.input_value())
+
+
+def answer_next_dialog(page: Page, *, accept: bool) -> list[str]:
+    """Accept or dismiss the next confirm dialog; return the list its question is added to."""
+    questions: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        if accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.once("dialog", answer)
+    return questions
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
 
 from relay.ai.anomalies import scan
 from relay.db.pool import open_pool
-from tests.browser.conftest import Account, make_account, sign_in
+from tests.browser.conftest import Account, answer_next_dialog, csrf_token, make_account, sign_in
 from tests.receiver import Received, Receiver
 from tests.support import wait_until
 
@@ -66,13 +65,7 @@ def test_a_new_key_is_shown_once_works_and_can_be_revoked(page: Page, account: A
     assert key not in page.content()
     expect(page.locator("#new-key")).to_have_count(0)
 
-    messages: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        messages.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
+    messages = answer_next_dialog(page, accept=True)
     row.get_by_role("button", name="Revoke billing-service").click()
     expect(page.get_by_role("status")).to_contain_text("Revoked")
     expect(row).to_contain_text("revoked")
@@ -117,8 +110,8 @@ def test_another_tenants_key_cannot_be_revoked(page: Page, account: Account, api
     sign_in(page, make_account(relay_stack, "Initech"))
     page.goto("/ui/api-keys")
     expect(page.get_by_text("No API keys yet.")).to_be_visible()  # none of theirs listed
-    token = page.locator("input[name=_csrf_token]").first.input_value()
-    answer = page.request.post(f"/ui/api-keys/{theirs['id']}/revoke", form={"_csrf_token": token}, max_redirects=0)
+    answer = page.request.post(f"/ui/api-keys/{theirs['id']}/revoke", form={"_csrf_token": csrf_token(page)},
+                               max_redirects=0)
     assert answer.status == 404 and "Not found" in answer.text()
     assert httpx.get(f"{relay_stack}/v1/endpoints",
                      headers={"authorization": f"Bearer {theirs['key']}"}).status_code == 200

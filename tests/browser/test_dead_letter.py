@@ -2,71 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Account, make_account, sign_in
-from tests.receiver import Received, Receiver
+from tests.browser.conftest import (
+    Account,
+    Switch,
+    answer_next_dialog,
+    csrf_token,
+    make_account,
+    send,
+    sign_in,
+    wait_for_deliveries,
+)
+from tests.receiver import Receiver
 from tests.support import wait_until
 
 # Many deliveries fail in a row here; the circuit breaker would hold them for a minute instead of letting them die.
 STACK_ENV = {"RELAY_CIRCUIT_FAILURE_THRESHOLD": "100000"}
 
 
-class Switch:
-    """A receiver's behaviour: 500 while down, 200 once up; remembers the events it accepted."""
-
-    def __init__(self) -> None:
-        self.up = False
-        self.accepted: list[str] = []
-
-    async def __call__(self, request: Received) -> tuple[int, dict[str, str], bytes]:
-        if not self.up:
-            return 500, {}, b"down for maintenance"
-        self.accepted.append(json.loads(request.body)["id"])
-        return 200, {}, b"ok"
-
-
-@pytest.fixture
-def switch() -> Switch:
-    return Switch()
-
-
-@pytest.fixture
-def failing_receiver(switch: Switch) -> Iterator[Receiver]:
-    with Receiver(switch) as running:
-        yield running
-
-
-def send(api: httpx.Client, event_type: str = "order.paid", **payload: Any) -> str:
-    answer = api.post("/v1/events", json={"type": event_type, "payload": payload})
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
-
-
-def dead_letter(api: httpx.Client, **query: Any) -> list[dict[str, Any]]:
-    answer = api.get("/v1/dead-letter", params={"limit": 250, **query})
+def dead_letter(api: httpx.Client) -> list[dict[str, Any]]:
+    answer = api.get("/v1/dead-letter", params={"limit": 250})
     assert answer.status_code == 200, answer.text
     return list(answer.json()["data"])
-
-
-def wait_for_dead(api: httpx.Client, count: int, **query: Any) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]]:
-        rows = dead_letter(api, **query)
-        return rows if len(rows) >= count else []
-
-    return wait_until(enough, timeout=30, interval=0.3, what=f"{count} dead deliveries")
-
-
-def csrf_token(page: Page) -> str:
-    return str(page.locator("input[name=_csrf_token]").first.input_value())
 
 
 def test_replay_one_and_discard_one_from_the_page(page: Page, account: Account, api: httpx.Client,
@@ -74,7 +37,7 @@ def test_replay_one_and_discard_one_from_the_page(page: Page, account: Account, 
                                                    tmp_path: Path) -> None:
     endpoint = api.post("/v1/endpoints", json={"url": failing_receiver.url("/hook")}).json()
     events = [send(api, n=n) for n in range(3)]
-    dead = {row["event_id"]: row for row in wait_for_dead(api, 3)}
+    dead = {row["event_id"]: row for row in wait_for_deliveries(api, 3, status="dead")}
     replayed, discarded, kept = (dead[event]["id"] for event in events)
 
     sign_in(page, account)
@@ -114,13 +77,7 @@ def test_replay_one_and_discard_one_from_the_page(page: Page, account: Account, 
     page.locator(f"tr[data-delivery='{discarded}']").get_by_role("button", name="Discard").click()
     expect(rows).to_have_count(2)
     assert discarded in {row["id"] for row in dead_letter(api)}
-    messages: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        messages.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
+    messages = answer_next_dialog(page, accept=True)
     page.locator(f"tr[data-delivery='{discarded}']").get_by_role("button", name="Discard").click()
     expect(page.get_by_role("status")).to_contain_text(f"Discarded {discarded}")
     expect(page.locator(f"tr[data-delivery='{discarded}']")).to_have_count(0)
@@ -137,7 +94,7 @@ def test_bulk_replay_by_filter_shows_its_progress_until_everything_is_delivered(
     api.post("/v1/endpoints", json={"url": failing_receiver.url("/hook")}).raise_for_status()
     paid = {send(api, n=n) for n in range(30)}
     refunded = {send(api, "order.refunded", n=n) for n in range(3)}
-    wait_for_dead(api, 33)
+    wait_for_deliveries(api, 33, status="dead")
     switch.up = True
 
     sign_in(page, account)
@@ -188,7 +145,7 @@ def test_paging_keeps_the_filters(page: Page, account: Account, api: httpx.Clien
     for n in range(5):
         send(api, "invoice.sent", n=n)
     send(api, "order.paid", n=0)
-    wait_for_dead(api, 6)
+    wait_for_deliveries(api, 6, status="dead")
     sign_in(page, account)
     page.goto("/ui/dead-letter?event_type=invoice.sent&limit=3")
     expect(page.locator("tbody tr")).to_have_count(3)
@@ -233,7 +190,7 @@ def test_another_tenants_deliveries_and_operations_are_not_found(
 ) -> None:
     api.post("/v1/endpoints", json={"url": failing_receiver.url("/hook")}).raise_for_status()
     send(api, n=1)
-    [theirs] = wait_for_dead(api, 1)
+    [theirs] = wait_for_deliveries(api, 1, status="dead")
     operation = api.post("/v1/dead-letter/replay", json={"event_type": "nothing.matches"}).json()
 
     sign_in(page, make_account(relay_stack, "Initech"))

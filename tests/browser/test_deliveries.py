@@ -3,66 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Account, make_account, sign_in
+from tests.browser.conftest import (
+    Account,
+    Switch,
+    csrf_token,
+    deliveries,
+    make_account,
+    reload_until_visible,
+    send,
+    sign_in,
+    wait_for_deliveries,
+)
 from tests.receiver import Received, Receiver
-from tests.support import wait_until
-
-
-class Switch:
-    """A receiver's behaviour: 500 with a body while down, 200 once up."""
-
-    def __init__(self) -> None:
-        self.up = False
-
-    async def __call__(self, _: Received) -> tuple[int, dict[str, str], bytes]:
-        return (200, {}, b"ok") if self.up else (500, {}, b"database unavailable, try later")
 
 
 async def refuses(_: Received) -> tuple[int, dict[str, str], bytes]:
     return 400, {}, b"unknown event type"  # a permanent failure: dead at the first attempt
-
-
-@pytest.fixture
-def switch() -> Switch:
-    return Switch()
-
-
-@pytest.fixture
-def failing_receiver(switch: Switch) -> Iterator[Receiver]:
-    with Receiver(switch) as running:
-        yield running
-
-
-def send(api: httpx.Client, event_type: str = "order.paid", **payload: Any) -> str:
-    answer = api.post("/v1/events", json={"type": event_type, "payload": payload})
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
-
-
-def deliveries(api: httpx.Client, **query: Any) -> list[dict[str, Any]]:
-    answer = api.get("/v1/deliveries", params={"limit": 250, **query})
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["data"])
-
-
-def wait_for(api: httpx.Client, count: int, **query: Any) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]] | None:
-        rows = deliveries(api, **query)
-        return rows if len(rows) >= count else None
-
-    return wait_until(enough, timeout=30, interval=0.3, what=f"{count} deliveries {query}")
-
-
-def reload_until_visible(page: Page, locator: Locator, what: str) -> None:
-    """Reload the page until `locator` shows (deliveries happen in the worker, not in the page)."""
-    wait_until(lambda: page.reload() is not None and locator.is_visible(), timeout=20, interval=0.3, what=what)
 
 
 def shown_ids(page: Page) -> list[str]:
@@ -131,8 +91,8 @@ def test_the_log_filters_by_state_endpoint_type_and_event_and_the_pager_walks_it
         bad = api.post("/v1/endpoints", json={"url": refusing.url("/refuse")}).json()
         paid = [send(api, "order.paid", n=n) for n in range(2)]
         created = send(api, "user.created", n=3)
-        wait_for(api, 3, status="succeeded")
-        wait_for(api, 3, status="dead")
+        wait_for_deliveries(api, 3, status="succeeded")
+        wait_for_deliveries(api, 3, status="dead")
     everything = [d["id"] for d in deliveries(api)]
     assert len(everything) == 6
 
@@ -190,7 +150,7 @@ def test_another_tenants_delivery_is_not_found_and_cannot_be_replayed(
     with Receiver(refuses) as refusing:
         api.post("/v1/endpoints", json={"url": refusing.url("/refuse")})
         send(api, "order.paid", n=1)
-        [dead] = wait_for(api, 1, status="dead")
+        [dead] = wait_for_deliveries(api, 1, status="dead")
     stranger = make_account(relay_stack, "Initech")
     sign_in(page, stranger)
     response = page.goto(f"/ui/deliveries/{dead['id']}")
@@ -199,8 +159,8 @@ def test_another_tenants_delivery_is_not_found_and_cannot_be_replayed(
     page.goto("/ui/deliveries")
     expect(page.get_by_text("No deliveries yet")).to_be_visible()
 
-    token = page.locator("input[name=_csrf_token]").first.input_value()
-    forged = page.request.post(f"/ui/deliveries/{dead['id']}/replay", form={"_csrf_token": token}, max_redirects=0)
+    forged = page.request.post(f"/ui/deliveries/{dead['id']}/replay", form={"_csrf_token": csrf_token(page)},
+                               max_redirects=0)
     assert forged.status == 404
     assert api.get(f"/v1/deliveries/{dead['id']}").json()["replayed_at"] is None
     assert len(deliveries(api)) == 1

@@ -12,7 +12,7 @@ import httpx
 from playwright.sync_api import Page, expect
 from standardwebhooks.webhooks import Webhook
 
-from tests.browser.conftest import Account, make_account, sign_in
+from tests.browser.conftest import Account, answer_next_dialog, make_account, send, sign_in
 from tests.receiver import Received, Receiver
 from tests.support import wait_until
 
@@ -25,12 +25,6 @@ def create_endpoint(api: httpx.Client, url: str, **fields: Any) -> dict[str, Any
     response = api.post("/v1/endpoints", json={"url": url, **fields})
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def send(api: httpx.Client, event_type: str = "order.paid", **payload: Any) -> str:
-    response = api.post("/v1/events", json={"type": event_type, "payload": payload or {"n": 1}})
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
 
 
 def delivered(receiver: Receiver, count: int = 1) -> list[Received]:
@@ -162,7 +156,7 @@ def test_pause_holds_deliveries_and_resume_sends_them(signed_in: Page, api: http
     expect(page.get_by_role("status")).to_contain_text("Paused")
     expect(state).to_have_text("paused")
 
-    send(api)
+    send(api, n=1)
     [waiting] = api.get("/v1/deliveries", params={"endpoint_id": endpoint["id"]}).json()["data"]
     assert waiting["status"] == "pending" and waiting["held_by"] == "pause"
     # No reload: the figures part of the page fetches itself again every few seconds.
@@ -222,7 +216,7 @@ def test_failure_analysis_shows_the_rules_answer_labelled_with_its_engine(signed
     page = signed_in
     with Receiver(server_error) as failing:
         endpoint = create_endpoint(api, failing.url("/hook"), description="Billing (down)")
-        send(api)
+        send(api, n=1)
         wait_until(lambda: api.get(f"/v1/endpoints/{endpoint['id']}/stats").json()["recent_failures"], timeout=20,
                    what="a failed attempt")
         page.goto(f"/ui/endpoints/{endpoint['id']}")
@@ -244,13 +238,7 @@ def test_delete_asks_first(signed_in: Page, api: httpx.Client, receiver: Receive
     page = signed_in
     endpoint = create_endpoint(api, receiver.url("/hook"))
     page.goto(f"/ui/endpoints/{endpoint['id']}")
-    questions: list[str] = []
-
-    def dismiss(dialog: Any) -> None:
-        questions.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
+    questions = answer_next_dialog(page, accept=False)
     page.get_by_role("button", name="Delete").click()
     assert questions and questions[0].startswith("Delete this endpoint?")
     expect(page).to_have_url(re.compile(rf"/ui/endpoints/{endpoint['id']}$"))

@@ -5,25 +5,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-from playwright.sync_api import Dialog, Locator, Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
-from tests.browser.conftest import Account, make_account, sign_in
+from tests.browser.conftest import Account, make_account, reload_until_visible, send, sign_in
 from tests.receiver import Received, Receiver
 from tests.support import wait_until
-
-
-def send(api: httpx.Client, event_type: str = "invoice.paid", **payload: Any) -> str:
-    answer = api.post("/v1/events", json={"type": event_type, "payload": payload})
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
-
-
-def reload_until_visible(page: Page, locator: Locator, what: str) -> None:
-    """Reload the page until `locator` shows (deliveries happen in the worker, not in the page)."""
-    wait_until(lambda: page.reload() is not None and locator.is_visible(), timeout=20, interval=0.3, what=what)
 
 
 def utc_field(moment: datetime) -> str:
