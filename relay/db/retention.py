@@ -33,4 +33,5 @@ async def purge(pool: AsyncConnectionPool, older_than_seconds: float, batch: int
         removed[kind] = total
     async with pool.connection() as conn:
         await conn.execute(queries["delete_old_operations"], {"cutoff": cutoff})
+        await conn.execute(queries["delete_old_event_counts"], {"cutoff": cutoff})
     return removed

@@ -32,9 +32,15 @@ ORDER BY t.position;
 -- The fan-out shared by insert_events and ingest_group, as CTEs after a `new_events`
 -- (tenant_id, id, type, channels, endpoint_id, position) of the events just stored:
 -- each with every endpoint it goes to (a paused endpoint holds its new deliveries, a FIFO
--- endpoint all but its oldest open one), the deliveries, their count per event, and one
--- NOTIFY to wake the dispatchers when any delivery was made.
-targets AS (
+-- endpoint all but its oldest open one), the deliveries, their count per event, one
+-- NOTIFY to wake the dispatchers when any delivery was made, and the events counted per
+-- tenant and hour (relay.event_counts, one random shard per statement and tenant).
+counted_events AS (
+    INSERT INTO relay.event_counts (tenant_id, hour, shard, events)
+    SELECT tenant_id, date_trunc('hour', now()), floor(random() * 8)::smallint, count(*)
+    FROM new_events GROUP BY tenant_id ORDER BY tenant_id
+    ON CONFLICT (tenant_id, hour, shard) DO UPDATE SET events = event_counts.events + excluded.events
+), targets AS (
     SELECT n.tenant_id, n.id AS event_id, n.type, ep.id AS endpoint_id, n.position,
            CASE WHEN ep.paused THEN 'pause'
                 WHEN ep.fifo AND (

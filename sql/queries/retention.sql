@@ -21,3 +21,6 @@ WHERE e.tenant_id = old.tenant_id AND e.id = old.id;
 
 -- name: delete_old_operations
 DELETE FROM relay.operations WHERE finished_at < %(cutoff)s;
+
+-- name: delete_old_event_counts
+DELETE FROM relay.event_counts WHERE hour < date_trunc('hour', %(cutoff)s::timestamptz);

@@ -8,7 +8,9 @@ FROM relay.endpoints
 WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL;
 
 -- name: events_since
-SELECT count(*) AS n FROM relay.events WHERE tenant_id = %(tenant_id)s AND created_at >= %(since)s;
+-- Events accepted since an hour boundary, from the hourly counts the ingest statements keep.
+SELECT coalesce(sum(events), 0)::bigint AS n FROM relay.event_counts
+WHERE tenant_id = %(tenant_id)s AND hour >= date_trunc('hour', %(since)s::timestamptz);
 
 -- name: open_delivery_counts
 -- Deliveries not finished yet, by state (an index holds only these, so it stays quick).

@@ -53,3 +53,19 @@ def test_bad_parameters_are_refused(api, db, tenant, auth) -> None:
 def test_the_stats_report_the_tenants_queue(api, db, tenant, auth) -> None:
     queue = api.get("/v1/stats", headers=auth).json()["queue"]
     assert queue == {"depth": 0, "lag_seconds": 0.0}
+
+
+def test_events_today_counts_every_stored_event_once_without_counting_the_events_table(api, db, tenant, auth) -> None:
+    tenant_id, _ = tenant
+    for n in range(3):
+        assert api.post("/v1/events", json={"type": "a.b", "payload": {"n": n}}, headers=auth).status_code == 202
+    repeat = {"type": "a.b", "payload": {"n": 9}, "idempotency_key": "once"}
+    assert api.post("/v1/events", json=repeat, headers=auth).status_code == 202
+    assert api.post("/v1/events", json=repeat, headers=auth).status_code == 200  # the original: not counted again
+    batch = {"events": [{"type": "a.b", "payload": {}}, {"type": "a.b", "payload": {}}]}
+    assert api.post("/v1/events/batch", json=batch, headers=auth).status_code == 202
+    assert api.get("/v1/stats", headers=auth).json()["events_today"] == 6
+    # The figure comes from the hourly counts the ingest statements keep, not from counting events.
+    db.execute("UPDATE relay.event_counts SET events = events + 100"
+               " WHERE ctid = (SELECT ctid FROM relay.event_counts WHERE tenant_id = %s LIMIT 1)", (tenant_id,))
+    assert api.get("/v1/stats", headers=auth).json()["events_today"] == 106
