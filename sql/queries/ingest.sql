@@ -11,8 +11,8 @@
 -- Limits are counted in relay.rate_counters, shared by every API process: a statement sees
 -- the counts committed before it, so concurrent flushes of other processes can overshoot a
 -- limit by at most what they carry at that moment (one flush each), never undercount it.
--- Bodies and request hashes are sent in binary (%b): no bytea escaping, ~15 % less client
--- CPU per statement (measured: 40 → 34 µs per event, 30-event groups).
+-- Bodies and request hashes are sent in binary (the b placeholders): no bytea escaping, about
+-- a sixth less client CPU per statement (measured: 40 to 34 microseconds per event, groups of 30).
 WITH incoming AS (
     SELECT *
     FROM unnest(%(tenant_ids)s::text[], %(subjects)s::text[], %(rate_limits)s::integer[], %(ids)s::text[],
