@@ -57,16 +57,6 @@ class Failure(msgspec.Struct):
     error_message: str | None
 
 
-class HealthFigures(msgspec.Struct):
-    """Delivery figures for a tenant or one endpoint."""
-
-    deliveries_today: DeliveriesToday
-    success_rate_today: float | None
-    dead_letter: int
-    latency_today: Latency
-    recent_failures: list[Failure]
-
-
 class Queue(msgspec.Struct):
     """Deliveries due now (not held) and how long the oldest of them has waited."""
 
@@ -74,10 +64,20 @@ class Queue(msgspec.Struct):
     lag_seconds: float
 
 
+class HealthFigures(msgspec.Struct):
+    """Delivery figures for a tenant or one endpoint."""
+
+    deliveries_today: DeliveriesToday
+    success_rate_today: float | None
+    dead_letter: int
+    latency_today: Latency
+    queue: Queue
+    recent_failures: list[Failure]
+
+
 class TenantStats(HealthFigures):
     endpoints: EndpointCounts | None = None
     events_today: int = 0
-    queue: Queue | None = None
 
 
 def start_of_day() -> datetime:
@@ -89,6 +89,8 @@ async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any
     rollup = await db.fetch_one("tenant_rollups_since", endpoint_id=endpoint_id, since=start_of_day())
     assert rollup is not None
     open_rows = {row["state"]: row for row in await db.fetch_all("open_delivery_counts", endpoint_id=endpoint_id)}
+    queue = Queue(depth=sum(row["due"] for row in open_rows.values()),
+                  lag_seconds=round(max((row["lag_seconds"] for row in open_rows.values()), default=0.0), 3))
     dead_letter = await db.fetch_one("dead_letter_size", endpoint_id=endpoint_id)
     failures = await db.fetch_all("recent_failures", endpoint_id=endpoint_id, limit=10)
     finished = rollup["succeeded"] + rollup["dead"]
@@ -104,6 +106,7 @@ async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any
         "success_rate_today": round(rollup["succeeded"] / finished, 4) if finished else None,
         "dead_letter": dead_letter["n"] if dead_letter else 0,
         "latency_today": Latency(p50_ms=quantile_ms(buckets, 0.5), p95_ms=quantile_ms(buckets, 0.95)),
+        "queue": queue,
         "recent_failures": [
             from_row(Failure, f, attempt_id=f["id"]) for f in failures
         ],
@@ -117,12 +120,7 @@ async def tenant_stats(db: NamedDependency[TenantDb]) -> TenantStats:
     assert endpoints is not None  # an aggregate always returns its row
     events = await db.fetch_one("events_since", since=start_of_day())
     figures = await health_figures(db, None)
-    queue = await db.fetch_one("tenant_queue")
-    assert queue is not None
-    return TenantStats(
-        **figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0,
-        queue=Queue(depth=queue["depth"], lag_seconds=round(queue["lag_seconds"], 3)),
-    )
+    return TenantStats(**figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0)
 
 
 class HourFigures(msgspec.Struct):

@@ -13,8 +13,12 @@ SELECT coalesce(sum(events), 0)::bigint AS n FROM relay.event_counts
 WHERE tenant_id = %(tenant_id)s AND hour >= date_trunc('hour', %(since)s::timestamptz);
 
 -- name: open_delivery_counts
--- Deliveries not finished yet, by state (an index holds only these, so it stays quick).
-SELECT state::text, count(*) AS n, count(*) FILTER (WHERE held_by IS NOT NULL) AS held
+-- Deliveries not finished yet, by state (an index holds only these, so it stays quick), and
+-- in the same pass those due now (not held, not in flight) and how long the oldest has waited.
+SELECT state::text, count(*) AS n, count(*) FILTER (WHERE held_by IS NOT NULL) AS held,
+       count(*) FILTER (WHERE state <> 'delivering' AND held_by IS NULL AND next_attempt_at <= now()) AS due,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (
+           WHERE state <> 'delivering' AND held_by IS NULL AND next_attempt_at <= now())), 0)::float8 AS lag_seconds
 FROM relay.deliveries
 WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying', 'delivering')
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
@@ -32,11 +36,3 @@ WHERE tenant_id = %(tenant_id)s AND error_class IS NOT NULL AND NOT lost  -- the
   AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
 ORDER BY started_at DESC
 LIMIT %(limit)s;
-
--- name: tenant_queue
--- What is due now for the tenant and how long the oldest due delivery has waited (its lag).
-SELECT count(*) AS depth,
-       coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS lag_seconds
-FROM relay.deliveries
-WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying') AND held_by IS NULL
-  AND next_attempt_at <= now();

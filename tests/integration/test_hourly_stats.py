@@ -69,3 +69,20 @@ def test_events_today_counts_every_stored_event_once_without_counting_the_events
     db.execute("UPDATE relay.event_counts SET events = events + 100"
                " WHERE ctid = (SELECT ctid FROM relay.event_counts WHERE tenant_id = %s LIMIT 1)", (tenant_id,))
     assert api.get("/v1/stats", headers=auth).json()["events_today"] == 106
+
+
+def test_the_queue_counts_what_is_due_for_the_tenant_and_the_endpoint(api, db, tenant, auth) -> None:
+    endpoint = api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/hook"}, headers=auth).json()["id"]
+    other = api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/other"}, headers=auth).json()["id"]
+    for n in range(3):
+        api.post("/v1/events", json={"type": "a.b", "payload": {"n": n}, "endpoint_id": endpoint}, headers=auth)
+    api.post("/v1/events", json={"type": "a.b", "payload": {}, "endpoint_id": other}, headers=auth)
+    db.execute("UPDATE relay.deliveries SET next_attempt_at = now() - interval '60 seconds'"
+               " WHERE ctid = (SELECT ctid FROM relay.deliveries WHERE endpoint_id = %s LIMIT 1)", (endpoint,))
+    db.execute("UPDATE relay.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE endpoint_id = %s",
+               (other,))  # scheduled for later: not due
+    queue = api.get("/v1/stats", headers=auth).json()["queue"]
+    assert queue["depth"] == 3 and 59 <= queue["lag_seconds"] < 600
+    assert api.post(f"/v1/endpoints/{endpoint}/pause", headers=auth).status_code == 200
+    held = api.get(f"/v1/endpoints/{endpoint}/stats", headers=auth).json()["queue"]
+    assert held == {"depth": 0, "lag_seconds": 0.0}  # held deliveries are not due
