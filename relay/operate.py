@@ -104,7 +104,8 @@ def format_queue(snapshot: dict[str, Any]) -> str:
         rows.append(line(endpoint["tenant_name"], endpoint["endpoint_id"], url, endpoint,
                          endpoint["oldest_due_seconds"]))
     total = snapshot["total"]
-    rows.append(line("TOTAL", f"{len(snapshot['endpoints'])} endpoints", "", total, total["oldest_due_seconds"]))
+    count = len(snapshot["endpoints"])
+    rows.append(line("TOTAL", f"{count} endpoint{'' if count == 1 else 's'}", "", total, total["oldest_due_seconds"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     numeric = range(3, len(header))
     out = []
