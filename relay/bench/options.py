@@ -56,6 +56,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--soak-rate", type=float, default=1000, help="events/s during --soak (default 1000)")
     parser.add_argument(
+        "--soak-every", type=float, default=60, metavar="SECONDS", help="a --soak line every SECONDS (default 60)"
+    )
+    parser.add_argument(
         "--backlog-events", type=int, default=100_000, help="backlog scenario: events in the backlog (100000)"
     )
     parser.add_argument("--drain-timeout", type=float, default=1800, help="backlog scenario: give up after (1800 s)")

@@ -99,24 +99,57 @@ ORDER BY c.relname
 """
 
 
+# What else the server did in the minute: checkpoints (PostgreSQL 17 moved them to
+# pg_stat_checkpointer) and autovacuum runs on the deliveries table.
+CHECKPOINTS = {
+    True: "SELECT num_timed + num_requested FROM pg_stat_checkpointer",
+    False: "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter",
+}
+AUTOVACUUMS = (
+    "SELECT coalesce(sum(autovacuum_count), 0) FROM pg_stat_user_tables"
+    " WHERE schemaname = 'relay' AND relname = 'deliveries'"
+)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [float(x) for x in open("/proc/stat").readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def server_counters(conn: psycopg.Connection) -> tuple[int, int]:
+    """(checkpoints, autovacuums of relay.deliveries) so far."""
+    newer = conn.info.server_version >= 170000
+    row = conn.execute(CHECKPOINTS[newer]).fetchone()
+    vacuums = conn.execute(AUTOVACUUMS).fetchone()
+    return int(row[0]) if row else 0, int(vacuums[0]) if vacuums else 0
+
+
 def _mb(n: int) -> str:
     return f"{n / 1_048_576:.1f}"
 
 
 async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: str, receiver: str,
                headers: dict[str, str], filler: str, conninfo: str) -> dict[str, Any]:
-    """Sustained ingest at --soak-rate for --soak seconds with delivery; a line of figures every minute."""
+    """Sustained ingest at --soak-rate for --soak seconds with delivery; a line of figures every --soak-every."""
     sender = PacedSender(session, f"{api}/v1/events", headers, filler)
     async with session.post(f"{receiver}/window"):
         pass  # start the receiver's first window now
     sending = asyncio.create_task(sender.run(args.soak_rate, args.soak))
     minutes: list[dict[str, Any]] = []
     print("min  ingest/s  ingest_p95_ms  delivered/s  delivery_p95_ms  deliveries_MB(heap+idx)  "
-          "attempts_MB(heap+idx)  dead_tuples(d/a)", flush=True)
+          "attempts_MB(heap+idx)  dead_tuples(d/a)  cpu_busy_%  checkpoints  autovacuums", flush=True)
     window_started, seen = time.perf_counter(), 0
+    busy_before = machine_busy()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        counters_before = server_counters(conn)
     minute = 0
     while not sending.done():
-        await asyncio.wait({sending}, timeout=60)
+        await asyncio.wait({sending}, timeout=args.soak_every)
         minute += 1
         now = time.perf_counter()
         latencies = sender.latencies[seen:]
@@ -125,6 +158,11 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
             window = msgspec.json.decode(await response.read(), type=Stats)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             sizes = {row[0]: row[1:] for row in conn.execute(SIZES).fetchall()}
+            counters = server_counters(conn)
+        busy = machine_busy()
+        cpu_busy = 100 * (busy[0] - busy_before[0]) / max(busy[1] - busy_before[1], 1.0)
+        checkpoints, autovacuums = counters[0] - counters_before[0], counters[1] - counters_before[1]
+        busy_before, counters_before = busy, counters
         elapsed = now - window_started
         window_started = now
         d, a = sizes.get("deliveries", (0, 0, 0, 0)), sizes.get("attempts", (0, 0, 0, 0))
@@ -137,11 +175,14 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
             "deliveries_mb": [float(_mb(d[0])), float(_mb(d[1]))],
             "attempts_mb": [float(_mb(a[0])), float(_mb(a[1]))],
             "dead_tuples": [d[3], a[3]],
+            "cpu_busy_pct": round(cpu_busy, 1),
+            "checkpoints": checkpoints,
+            "deliveries_autovacuums": autovacuums,
         }
         minutes.append(row)
         print(f"{minute:>3}  {row['ingest_per_s']:>8}  {row['ingest_p95_ms']:>13}  {row['delivered_per_s']:>11}  "
               f"{row['delivery_p95_ms']:>15}  {_mb(d[0]):>10}+{_mb(d[1]):<12}  {_mb(a[0]):>9}+{_mb(a[1]):<11}  "
-              f"{d[3]}/{a[3]}", flush=True)
+              f"{d[3]}/{a[3]}  {row['cpu_busy_pct']:>10}  {checkpoints:>11}  {autovacuums:>11}", flush=True)
     await sending
     full = [m for m in minutes if m["ingest_per_s"] > 0]
     steady = full[1:] or full  # the first minute includes the start-up
@@ -157,6 +198,7 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
         "soak_errors": sender.errors,
         "soak_generator_behind": sender.behind,
         "soak_minutes": minutes,
+        "soak_events_answered": len(sender.latencies),
         "soak_ingest_rate_spread_pct": spread("ingest_per_s"),
         "soak_ingest_p95_spread_pct": spread("ingest_p95_ms"),
         "soak_delivery_rate_spread_pct": spread("delivered_per_s"),

@@ -187,7 +187,7 @@ async def _bench(args: argparse.Namespace, conninfo: str, procs: Processes) -> d
             meter.start()
             soaked = await soak(args, session, api, receiver, headers, filler, conninfo)
             cpu = meter.stop()
-            sent = sum(m["ingest_per_s"] for m in soaked["soak_minutes"]) * 60
+            sent = soaked["soak_events_answered"]
             return {**soaked, **_cpu_per_event(cpu, sent), "cores": os.cpu_count(), "postgresql": pg_version}
 
         # 1. Single-event requests, with the workers delivering at the same time.

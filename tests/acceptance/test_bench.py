@@ -54,3 +54,25 @@ def test_noisy_neighbour_scenario_prints_the_quiet_tenants_latency_and_cleans_up
     logs = Path(re.search(r"\(process logs: ([^;)]+)", result.stdout).group(1))
     assert (logs / "worker-0.log").read_text().strip(), "the worker's log is empty"
     assert (logs / "api.log").read_text().strip(), "the API's log is empty"
+
+
+def test_soak_prints_a_line_per_interval_with_sizes_cpu_and_server_activity(conninfo: str) -> None:
+    env = relay_env(conninfo)
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "bench", "--soak", "6", "--soak-every", "2", "--soak-rate", "50"],
+        env=env, capture_output=True, text=True, cwd=REPO, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    figures = json.loads(line.removeprefix("RESULT "))
+    assert figures["soak_errors"] == 0 and figures["soak_events_answered"] == 300
+    rows = figures["soak_minutes"]
+    assert len(rows) == 3, rows
+    for row in rows:
+        assert 20 <= row["ingest_per_s"] <= 80, row  # 50/s paced, measured over a 2 s window
+        assert row["ingest_p95_ms"] > 0 and row["deliveries_mb"][1] > 0  # its indexes: 0.1 MB and more
+        assert 0 < row["cpu_busy_pct"] <= 100 and row["checkpoints"] >= 0 and row["deliveries_autovacuums"] >= 0
+    assert sum(row["delivered_per_s"] for row in rows) > 0
+    assert "cpu_busy_%" in result.stdout and "checkpoints" in result.stdout
+    assert figures["cpu_ms_per_event"]["total"] > 0
+    assert not bench_database_exists(conninfo)
