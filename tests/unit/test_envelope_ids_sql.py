@@ -64,3 +64,9 @@ def test_every_query_the_code_names_exists() -> None:
         used |= set(re.findall(r'"(delete_old_\w+)"', text))
     assert used - set(queries) == set()
     assert set(queries) - used == set(), "queries nobody runs"
+
+
+def test_ids_made_in_one_millisecond_sort_in_the_order_they_were_made() -> None:
+    made = [new_id("aud") for _ in range(5000)]  # thousands per millisecond here
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(len(i) == len("aud_") + 32 for i in made)
