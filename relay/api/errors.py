@@ -50,6 +50,7 @@ class ProblemDocument(msgspec.Struct, omit_defaults=True):
     status: int
     detail: str
     errors: list[FieldError] = []
+    required_scope: str | None = None  # on a 403 for an API key without the route's scope
 
 
 class Problem(Exception):
@@ -57,9 +58,10 @@ class Problem(Exception):
 
     def __init__(
         self, status: int, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None,
-        message: str | None = None,
+        message: str | None = None, required_scope: str | None = None,
     ):
         super().__init__(detail)
+        self.required_scope = required_scope
         self.status = status
         self.detail = detail
         self.errors = [FieldError(field, message or detail)] if field else []
@@ -67,7 +69,8 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+    status: int, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None,
+    required_scope: str | None = None,
 ) -> Response[ProblemDocument]:
     """Build the response for a problem."""
     title = _TITLES.get(status, "Error")
@@ -77,12 +80,13 @@ def problem_response(
         status=status,
         detail=detail,
         errors=errors or [],
+        required_scope=required_scope,
     )
     return Response(doc, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ProblemDocument]:
-    return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+    return problem_response(exc.status, exc.detail, exc.errors, exc.headers, exc.required_scope)
 
 
 def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDocument]:

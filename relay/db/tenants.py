@@ -22,6 +22,8 @@ class Principal:
     key_id: str | None = None
     user_id: str | None = None
     rate_limit: int | None = None  # the key's own ingest limit; None = the default
+    key_prefix: str | None = None  # the key's display prefix (what the audit log names), never the key
+    scopes: frozenset[str] = frozenset({"admin"})  # relay/api/scopes.py; users and old keys: admin
 
     @property
     def subject(self) -> str:
@@ -43,7 +45,9 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(24)
 
 
-def api_key_row(name: str, api_key: str, rate_limit: int | None = None) -> dict[str, object]:
+def api_key_row(
+    name: str, api_key: str, rate_limit: int | None = None, scopes: list[str] | None = None
+) -> dict[str, object]:
     """Return the parameters that store a new key (its hash and display prefix, never the key), tenant aside."""
     return {
         "id": new_id("key"),
@@ -51,6 +55,7 @@ def api_key_row(name: str, api_key: str, rate_limit: int | None = None) -> dict[
         "prefix": api_key[:12],
         "key_hash": hash_key(api_key),
         "rate_limit": rate_limit,
+        "scopes": scopes or ["admin"],
     }
 
 
@@ -67,4 +72,9 @@ def create_tenant(conn: psycopg.Connection, name: str, key_name: str = "default"
 async def authenticate(conn: psycopg.AsyncConnection, api_key: str) -> Principal | None:
     """Return the principal of a live key, or None for an unknown or revoked one."""
     row = await fetch_one(conn, "authenticate_api_key", {"key_hash": hash_key(api_key)})
-    return Principal(tenant_id=row["tenant_id"], key_id=row["id"], rate_limit=row["rate_limit"]) if row else None
+    if row is None:
+        return None
+    return Principal(
+        tenant_id=row["tenant_id"], key_id=row["id"], rate_limit=row["rate_limit"],
+        key_prefix=row["prefix"], scopes=frozenset(row["scopes"]),
+    )

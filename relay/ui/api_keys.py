@@ -17,14 +17,31 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PAGE_SIZE = 50
 
 
+# The form's access choices: (value, label, what it allows). A value is the key's scopes, space separated.
+ACCESS = (
+    ("admin", "Full access", "admin: send events, read everything and change anything"),
+    ("events:write", "Send events only", "events:write: POST /v1/events and /v1/events/batch, nothing else"),
+    ("read", "Read only", "read: everything readable, no changes (endpoint secrets excepted)"),
+    ("events:write read", "Send events and read", "events:write and read"),
+)
+
+
 def key_request(data: dict[str, str]) -> dict[str, Any]:
     """The API's create body from the form: the rate limit as a number when it is one (the API judges the rest)."""
     body: dict[str, Any] = {"name": data.get("name", "")}
+    access = (data.get("scopes") or "admin").split()
+    body["scopes"] = access
     rate_limit = (data.get("rate_limit") or "").strip()
     if rate_limit:
         whole = rate_limit.lstrip("-").isdigit() and len(rate_limit) <= 18  # within what JSON numbers carry
         body["rate_limit"] = int(rate_limit) if whole else rate_limit
     return body
+
+
+def _form_field(field: str | None) -> str | None:
+    """The form field an API error names (`scopes[0]` → `scopes`), if it is one of the form's."""
+    name = (field or "").split("[")[0]
+    return name if name in ("name", "rate_limit", "scopes") else None
 
 
 class ApiKeysController(Controller):
@@ -69,7 +86,9 @@ class ApiKeysController(Controller):
         return page(
             request, "api_keys.html", section="api-keys", status_code=status_code,
             keys=listing["data"], created=created, **paging("/ui/api-keys", {}, cursor, listing["next_cursor"]),
-            form={"name": (form or {}).get("name", ""), "rate_limit": (form or {}).get("rate_limit", "")},
+            form={"name": (form or {}).get("name", ""), "rate_limit": (form or {}).get("rate_limit", ""),
+                  "scopes": (form or {}).get("scopes", "admin")},
+            access=ACCESS,
             error=problem_message(error) if error else None,
-            error_field=field if field in ("name", "rate_limit") else None,
+            error_field=_form_field(field),
         )

@@ -1,23 +1,23 @@
 -- name: list_api_keys
-SELECT id, name, prefix, rate_limit, created_at, last_used_at, revoked_at
+SELECT id, name, prefix, rate_limit, scopes, created_at, last_used_at, revoked_at
 FROM relay.api_keys
 WHERE tenant_id = %(tenant_id)s AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
 ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: insert_api_key
-INSERT INTO relay.api_keys (id, tenant_id, name, prefix, key_hash, rate_limit)
-VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(key_hash)s, %(rate_limit)s)
-RETURNING id, name, prefix, rate_limit, created_at, last_used_at, revoked_at;
+INSERT INTO relay.api_keys (id, tenant_id, name, prefix, key_hash, rate_limit, scopes)
+VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(key_hash)s, %(rate_limit)s, %(scopes)s)
+RETURNING id, name, prefix, rate_limit, scopes, created_at, last_used_at, revoked_at;
 
 -- name: revoke_api_key
 -- Every API process forgets the key when the revocation commits (relay/db/key_cache.py).
 WITH revoked AS (
     UPDATE relay.api_keys SET revoked_at = now()
     WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revoked_at IS NULL
-    RETURNING id
+    RETURNING id, name, prefix
 )
-SELECT id, pg_notify('relay_api_keys', id) FROM revoked;
+SELECT id, name, prefix, pg_notify('relay_api_keys', id) FROM revoked;
 
 -- name: spend_rate_limit
 -- Count `cost` units against `subject` in the current one-second window, on a random

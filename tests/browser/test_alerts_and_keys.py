@@ -87,6 +87,30 @@ def test_a_new_key_is_shown_once_works_and_can_be_revoked(page: Page, account: A
     page.screenshot(path=str(tmp_path / "api-keys-narrow.png"), full_page=True)
 
 
+def test_a_send_events_only_key_made_on_the_page_sends_events_and_nothing_else(
+    page: Page, account: Account, relay_stack: str, api: httpx.Client
+) -> None:
+    sign_in(page, account)
+    page.goto("/ui/api-keys")
+    expect(page.get_by_label("Full access")).to_be_checked()  # what keys made without a choice get
+    page.get_by_label("Name").fill("checkout-producer")
+    page.get_by_label("Send events only").check()
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text()
+    bearer = {"authorization": f"Bearer {key}"}
+    sent = httpx.post(f"{relay_stack}/v1/events", json={"type": "order.paid", "payload": {}}, headers=bearer)
+    assert sent.status_code == 202, sent.text
+    refused = httpx.get(f"{relay_stack}/v1/endpoints", headers=bearer)
+    assert refused.status_code == 403 and refused.json()["required_scope"] == "read"
+    page.goto("/ui/api-keys")
+    row = page.locator("tbody tr", has_text="checkout-producer")
+    expect(row).to_contain_text("events:write")
+    expect(row).not_to_contain_text("admin")
+    assert {k["name"]: k["scopes"] for k in api.get("/v1/api-keys").json()["data"]} == {
+        "checkout-producer": ["events:write"]
+    }
+
+
 def test_a_refused_key_shows_the_apis_reason_and_keeps_the_input(page: Page, account: Account,
                                                                  api: httpx.Client) -> None:
     sign_in(page, account)
