@@ -1,5 +1,6 @@
-"""Swagger UI for `/schema`, served by Relay itself: no CDN, no inline script.
+"""Swagger UI for `/schema`, served by Relay itself: no CDN, no inline script or style.
 
+The page works under the Content-Security-Policy every Relay page carries (relay/api/security_headers.py).
 swagger-ui's own files (JS, CSS, favicon) come from the swagger-ui-py package, which ships
 swagger-ui-dist; Relay adds the small script that starts it (`docs_static/swagger-init.js`).
 Relay runs on private networks, so its API documentation must not depend on the internet.
