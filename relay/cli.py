@@ -148,6 +148,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
         loop="uvloop" if _has_uvloop() else "asyncio",
         http="httptools",
         lifespan="on",
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 
@@ -203,7 +205,8 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         config = uvicorn.Config(
-            create_app(settings, conninfo), host=args.host, port=args.port, log_level="warning", lifespan="on"
+            create_app(settings, conninfo), host=args.host, port=args.port, log_level="warning", lifespan="on",
+            proxy_headers=settings.trusted_proxies is not None, forwarded_allow_ips=settings.trusted_proxies,
         )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]

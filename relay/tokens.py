@@ -19,28 +19,40 @@ class AccessClaims:
 
     user_id: str
     tenant_id: str
+    issued_at: float  # seconds since the epoch, to the microsecond: a password change refuses older tokens
 
 
-def issue_access_token(secret: bytes, user_id: str, tenant_id: str, ttl_seconds: float) -> str:
-    """Return a signed access token valid for `ttl_seconds`."""
-    now = int(time.time())
-    claims = {"sub": user_id, "tid": tenant_id, "typ": "access", "iat": now, "exp": now + int(ttl_seconds)}
+def issue_access_token(
+    secret: bytes, user_id: str, tenant_id: str, ttl_seconds: float, issued_at: float | None = None
+) -> str:
+    """Return a signed access token valid for `ttl_seconds`.
+
+    `iat` keeps the fraction of a second (RFC 7519 allows it): a token issued just after a
+    password change must not look older than the change, and one issued just before must not
+    look newer. `issued_at` (a time not before now) lets the caller make sure of the first.
+    """
+    now = time.time()
+    iat = max(now, issued_at) if issued_at is not None else now
+    claims = {"sub": user_id, "tid": tenant_id, "typ": "access", "iat": iat, "exp": int(now + ttl_seconds)}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def read_access_token(secret: bytes, token: str) -> AccessClaims | None:
     """Return the claims of a valid, unexpired access token, or None."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "tid", "typ"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub", "tid", "typ"]}
+        )
     except jwt.PyJWTError:
         return None
     if (
         claims.get("typ") != "access"
         or not isinstance(claims.get("sub"), str)
         or not isinstance(claims.get("tid"), str)
+        or not isinstance(claims.get("iat"), int | float)
     ):
         return None
-    return AccessClaims(user_id=claims["sub"], tenant_id=claims["tid"])
+    return AccessClaims(user_id=claims["sub"], tenant_id=claims["tid"], issued_at=float(claims["iat"]))
 
 
 def looks_like_jwt(credential: str) -> bool:

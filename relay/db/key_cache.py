@@ -1,4 +1,4 @@
-"""API keys remembered by an API process, so the hot path authenticates without a database round trip.
+"""API keys (and users' session cutoffs) remembered by an API process: the hot path authenticates without a round trip.
 
 A revocation reaches every API process at once: `revoke_api_key` sends NOTIFY
 `relay_api_keys` with the key's id in the revoking transaction, and each process's
@@ -6,6 +6,9 @@ listener drops that key as the notification arrives (a few milliseconds). While 
 listener is not connected the cache is not used at all, so a revocation can never be
 missed; entries also expire after a minute (which keeps `last_used_at` fresh, as
 authentication refreshes it at most once a minute).
+
+The same listener follows `relay_sessions` for SessionCutoffs: a password change refuses
+the user's older access tokens on every process the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import psycopg
 import structlog
@@ -24,8 +28,65 @@ from relay.db.tenants import Principal
 log = structlog.get_logger("relay.api")
 
 CHANNEL = "relay_api_keys"
+SESSIONS_CHANNEL = "relay_sessions"  # a user id: that user's access tokens issued before now are refused
 TTL_SECONDS = 60.0
 MAX_KEYS = 10_000
+MAX_USERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoff:
+    """A user's sessions_valid_after as seconds since the epoch: None when no change ever ended the sessions."""
+
+    at: float | None
+
+
+class SessionCutoffs:
+    """User id → the moment before which that user's access tokens are refused (a password change).
+
+    Consulted only while the listener follows SESSIONS_CHANNEL: a password change sends the
+    user's id in its transaction, and the entry is dropped as the notification arrives, so
+    every API process refuses the old tokens within milliseconds. A database read racing
+    with a notification is not stored (the generation moved on), so it cannot bring back
+    what the notification dropped.
+    """
+
+    def __init__(self, ttl_seconds: float = TTL_SECONDS, max_users: int = MAX_USERS) -> None:
+        self.ttl = ttl_seconds
+        self.max_users = max_users
+        self._entries: OrderedDict[str, tuple[Cutoff, float]] = OrderedDict()
+        self.listening = False
+        self.generation = 0  # moves on with every drop: reads begun before it are not stored
+
+    def get(self, user_id: str) -> Cutoff | None:
+        """Return the user's cached cutoff, or None (ask the database)."""
+        if not self.listening:
+            return None
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        cutoff, stored_at = entry
+        if time.monotonic() - stored_at > self.ttl:
+            del self._entries[user_id]
+            return None
+        return cutoff
+
+    def put(self, user_id: str, cutoff: Cutoff, generation: int) -> None:
+        """Remember what the database said, unless a notification came since the read began (`generation`)."""
+        if not self.listening or generation != self.generation:
+            return
+        self._entries[user_id] = (cutoff, time.monotonic())
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self.max_users:
+            self._entries.popitem(last=False)
+
+    def forget(self, user_id: str) -> None:
+        self.generation += 1
+        self._entries.pop(user_id, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
 
 
 class ApiKeyCache:
@@ -37,6 +98,7 @@ class ApiKeyCache:
         self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self.listening = False  # only then is the cache consulted
         self.hits = 0
+        self.sessions = SessionCutoffs(ttl_seconds)  # followed by the same listener
 
     def get(self, key_hash: bytes) -> Principal | None:
         """Return the principal of a cached live key, or None (ask the database)."""
@@ -75,18 +137,24 @@ class ApiKeyCache:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {SESSIONS_CHANNEL}")
                     self.clear()  # what was revoked while no one listened is forgotten with the rest
-                    self.listening = True
+                    self.sessions.clear()
+                    self.listening = self.sessions.listening = True
                     delay = 0.5
                     async for note in conn.notifies():
-                        self.forget_key(note.payload)
+                        if note.channel == SESSIONS_CHANNEL:
+                            self.sessions.forget(note.payload)
+                        else:
+                            self.forget_key(note.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database went away; keep trying
                 log.warning("api.key_cache.listener_lost", error=type(exc).__name__, retry_in=delay)
             finally:
-                self.listening = False
+                self.listening = self.sessions.listening = False
                 self.clear()
+                self.sessions.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -24,9 +24,10 @@ TOKEN_TTL_SECONDS = 60.0  # one page's worth of API calls
 class ApiError(Exception):
     """The API refused a call: its status and problem document (detail, and the field when there is one)."""
 
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+    def __init__(self, status: int, problem: dict[str, Any], retry_after: str | None = None) -> None:
         self.status = status
         self.problem = problem
+        self.retry_after = retry_after  # the API's Retry-After (a throttled password change), for the page's answer
         self.detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
         errors = problem.get("errors") or []
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
@@ -53,14 +54,14 @@ class Api:
                    json: Any = None) -> Any:
         """Make one API call; return its decoded body (None for 204); raise ApiError for a 4xx or 5xx."""
         headers = {"authorization": f"Bearer {await self._token()}"}
-        client_ip = self.request.client.host if self.request.client else None
-        if client_ip:
-            headers["x-forwarded-for"] = client_ip
         content = msgspec.json.encode(json) if json is not None else None
         if content is not None:
             headers["content-type"] = "application/json"
         clean = {key: value for key, value in (params or {}).items() if value not in (None, "")}
-        transport = httpx.ASGITransport(app=self.request.app)  # type: ignore[arg-type]  # in process: no socket, no second server
+        # In process: no socket, no second server. The API sees the browser's address as its client
+        # (for the audit log and login throttling), not a header anyone could send.
+        peer = (self.request.client.host, self.request.client.port) if self.request.client else ("127.0.0.1", 0)
+        transport = httpx.ASGITransport(app=self.request.app, client=peer)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://relay.internal") as client:
             response = await client.request(method, path, params=clean, content=content, headers=headers)
         if response.status_code >= 400:
@@ -68,7 +69,8 @@ class Api:
                 problem = response.json()
             except ValueError:
                 problem = {"detail": response.text[:200]}
-            raise ApiError(response.status_code, problem if isinstance(problem, dict) else {"detail": str(problem)})
+            raise ApiError(response.status_code, problem if isinstance(problem, dict) else {"detail": str(problem)},
+                           response.headers.get("retry-after"))
         return None if response.status_code == 204 or not response.content else response.json()
 
     async def get(self, path: str, **params: Any) -> Any:

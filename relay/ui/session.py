@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 
 from relay.db.accounts import Account
+from relay.db.audit import Actor, record
 from relay.db.sql import fetch_one, queries
 from relay.ids import new_id
 from relay.tokens import hash_token
@@ -61,6 +62,11 @@ async def session_user(conn: AsyncConnection, token: str) -> SessionUser | None:
     return SessionUser(row["tenant_id"], row["user_id"], row["email"], row["tenant_name"]) if row else None
 
 
-async def end_session(conn: AsyncConnection, token: str) -> None:
-    """End a session: every API process refuses it from the next request on."""
-    await conn.execute(queries["end_dashboard_session"], {"token_hash": hash_token(token)})
+async def end_session(conn: AsyncConnection, token: str, address: str | None = None) -> None:
+    """End a session (audited as `session.ended`): every API process refuses it from the next request on."""
+    async with conn.transaction():
+        ended = await fetch_one(conn, "end_dashboard_session", {"token_hash": hash_token(token)})
+        if ended is not None:
+            await record(conn, tenant_id=ended["tenant_id"], actor=Actor("user", ended["user_id"], address),
+                         action="session.ended", target_type="user", target_id=ended["user_id"],
+                         details={"session_id": ended["id"], "via": "dashboard"})

@@ -1,4 +1,8 @@
-"""Signing in and out of the dashboard, and signing up when RELAY_SIGNUP_ENABLED."""
+"""Signing in and out of the dashboard, and signing up when RELAY_SIGNUP_ENABLED.
+
+Sign-in is throttled with the API's login (relay/db/throttle.py: the same counts, shared):
+past the limit the page says when to try again, with status 429 and Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from psycopg import AsyncConnection
 
-from relay.db.accounts import authenticate_password, register
+from relay.api.auth import client_address
+from relay.db import throttle
+from relay.db.accounts import log_in, register
 from relay.ui.pages import page, redirect, safe_next
 from relay.ui.session import COOKIE, COOKIE_PATH, end_session, sign, start_session, unsign
 
@@ -47,11 +53,23 @@ class SignInController(Controller):
         email = (data.get("email") or "").strip().lower()[:320]
         password = (data.get("password") or "")[:256]
         target = safe_next(data.get("next"))
-        account = await authenticate_password(conn, email, password) if email and password else None
-        if account is None:
-            return page(request, "login.html", next=target, signup=request.app.state.settings.signup_enabled,
-                        error="Wrong email or password.", email=email, status_code=401)
-        return await _signed_in(request, conn, account, target)
+        settings = request.app.state.settings
+
+        def again(error: str, status: int) -> Template:
+            return page(request, "login.html", next=target, signup=settings.signup_enabled, error=error, email=email,
+                        status_code=status)
+
+        try:
+            async with conn.transaction():  # a success's audit row commits with its session
+                account = await log_in(conn, email, password, limits=throttle.Limits.of(settings),
+                                       address=client_address(request), via="dashboard")
+                response = await _signed_in(request, conn, account, target) if account else None
+        except throttle.Throttled as blocked:
+            refused = again(f"Too many failed sign-in attempts. Try again in "
+                            f"{throttle.describe_wait(blocked.retry_after)}.", 429)
+            refused.headers["Retry-After"] = str(blocked.retry_after)
+            return refused
+        return again("Wrong email or password.", 401) if response is None else response
 
     @post("/logout")
     async def logout(self, request: Request, conn: NamedDependency[AsyncConnection]) -> Redirect:
@@ -59,7 +77,7 @@ class SignInController(Controller):
         cookie = request.cookies.get(COOKIE)
         token = unsign(cookie, request.app.state.dashboard_key) if cookie else None
         if token:
-            await end_session(conn, token)
+            await end_session(conn, token, client_address(request))
         response = redirect("/ui/login", "You are signed out.")
         response.cookies.append(session_cookie(request, "", 0))
         return response
@@ -94,7 +112,8 @@ class SignInController(Controller):
             return again("The organisation name can be at most 200 characters.", 422)
         if password != data.get("password_again"):
             return again("The two passwords are not the same.", 422)
-        account = await register(conn, email, password, tenant_name)
+        account = await register(conn, email, password, tenant_name, address=client_address(request),
+                                 via="dashboard")
         if account is None:
             return again("An account with this email already exists; sign in instead.", 409)
         return await _signed_in(request, conn, account, "/ui")

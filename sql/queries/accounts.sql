@@ -44,3 +44,32 @@ LIMIT 1;
 
 -- name: tenant_name
 SELECT name FROM relay.tenants WHERE id = %(tenant_id)s;
+
+-- name: user_with_password
+-- The signed-in user and its password hash, to check the current password before a change.
+SELECT id, tenant_id, email, password_hash FROM relay.users
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: change_password
+-- Guarded by the hash the current password was checked against: zero rows means another
+-- change won the race. Access tokens issued before this moment are refused from now on.
+UPDATE relay.users SET password_hash = %(new_hash)s, sessions_valid_after = clock_timestamp()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND password_hash = %(old_hash)s
+RETURNING extract(epoch FROM sessions_valid_after)::float8 AS sessions_valid_after;
+
+-- name: revoke_user_refresh_tokens
+UPDATE relay.refresh_tokens SET revoked_at = now()
+WHERE user_id = %(user_id)s AND tenant_id = %(tenant_id)s AND revoked_at IS NULL;
+
+-- name: end_user_dashboard_sessions
+UPDATE relay.dashboard_sessions SET revoked_at = now()
+WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s AND revoked_at IS NULL;
+
+-- name: notify_sessions_ended
+-- Every API process drops the user's cached cutoff when this commits (relay/db/key_cache.py).
+SELECT pg_notify('relay_sessions', %(user_id)s);
+
+-- name: sessions_valid_after
+-- A user's cutoff for access tokens (seconds since the epoch), read when the process's cache has none.
+SELECT extract(epoch FROM sessions_valid_after)::float8 AS sessions_valid_after
+FROM relay.users WHERE id = %(user_id)s;

@@ -12,7 +12,8 @@ WHERE s.token_hash = %(token_hash)s AND s.revoked_at IS NULL AND s.expires_at > 
 
 -- name: end_dashboard_session
 UPDATE relay.dashboard_sessions SET revoked_at = now()
-WHERE token_hash = %(token_hash)s AND revoked_at IS NULL;
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+RETURNING id, tenant_id, user_id;
 
 -- name: delete_old_dashboard_sessions
 DELETE FROM relay.dashboard_sessions WHERE expires_at < now() - interval '1 day';
