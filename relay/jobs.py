@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import procrastinate
 import procrastinate.connector
@@ -20,8 +21,8 @@ from procrastinate import builtin_tasks
 from psycopg_pool import AsyncConnectionPool
 
 from relay.ai.anomalies import scan
-from relay.db import operator
-from relay.db.retention import purge
+from relay.db import operator, throttle
+from relay.db.retention import purge, purge_audit_log
 from relay.db.sql import fetch_all, queries
 from relay.delivery.replay import run_operation
 from relay.delivery.sender import Sender
@@ -62,6 +63,15 @@ def _initial_connector() -> procrastinate.PsycopgConnector:
 # `relay api`, `relay worker` and `relay jobs` point the app at their database (use_database);
 # procrastinate's own CLI reads DATABASE_URL.
 app = procrastinate.App(connector=_initial_connector(), import_paths=[])
+
+
+def api_jobs_app(conninfo: str) -> procrastinate.App:
+    """A copy of the app, with its own connector, for one API app to queue jobs through.
+
+    Every API app in a process (tests run several) opens and closes its own, so closing one
+    never closes the connector another one, or a worker in the same process, still uses.
+    """
+    return app.with_connector(procrastinate.PsycopgConnector(conninfo=conninfo))
 
 
 def use_database(conninfo: str) -> procrastinate.App:
@@ -143,19 +153,33 @@ async def requeue_operations(context: procrastinate.JobContext, timestamp: int) 
         await defer_operation(row["tenant_id"], row["id"])
 
 
-async def defer_operation(tenant_id: str, operation_id: str) -> None:
-    """Queue an operation's job (at most one queued job per operation)."""
+async def defer_operation(tenant_id: str, operation_id: str, jobs: procrastinate.App | None = None) -> None:
+    """Queue an operation's job (at most one queued job per operation), through `jobs` (an API's) or this app."""
     try:
-        await replay_operation.configure(queueing_lock=f"operation:{operation_id}").defer_async(
+        await _deferrer(replay_operation, jobs, queueing_lock=f"operation:{operation_id}").defer_async(
             tenant_id=tenant_id, operation_id=operation_id
         )
     except procrastinate.exceptions.AlreadyEnqueued:
         pass
 
 
-async def defer_verification(tenant_id: str, endpoint_id: str) -> None:
-    """Queue an endpoint's verification challenge."""
-    await verify_endpoint_job.defer_async(tenant_id=tenant_id, endpoint_id=endpoint_id)
+async def defer_verification(tenant_id: str, endpoint_id: str, jobs: procrastinate.App | None = None) -> None:
+    """Queue an endpoint's verification challenge, through `jobs` (an API's) or this app."""
+    await _deferrer(verify_endpoint_job, jobs).defer_async(tenant_id=tenant_id, endpoint_id=endpoint_id)
+
+
+def _deferrer(task: procrastinate.tasks.Task[Any, Any, Any], jobs: procrastinate.App | None,
+              **options: Any) -> procrastinate.jobs.JobDeferrer:
+    """Configure `task` for deferring through `jobs`'s connector (this app's when None).
+
+    A job row carries the task's name and queue; its retry policy is the task's, applied by
+    the worker, so a job queued through an API's copy of the app runs as any other.
+    """
+    if jobs is None:
+        return task.configure(**options)
+    return procrastinate.tasks.configure_task(
+        name=task.name, job_manager=jobs.job_manager, queue=task.queue, lock=task.lock, **options
+    )
 
 
 @app.periodic(cron="* * * * *", periodic_id="prune-rate-counters")
@@ -169,11 +193,14 @@ async def prune_rate_counters(context: procrastinate.JobContext, timestamp: int)
 @app.periodic(cron="17 * * * *", periodic_id="retention")
 @app.task(name="relay.retention", pass_context=True, queueing_lock="relay.retention")
 async def retention(context: procrastinate.JobContext, timestamp: int) -> None:
-    """Remove events, deliveries and attempts older than RELAY_RETENTION (default 30 days), hourly."""
+    """Remove events, deliveries and attempts older than RELAY_RETENTION (default 30 days), and audit rows older
+    than RELAY_AUDIT_RETENTION (default 365 days), hourly."""
     res = resources(context)
     removed = await purge(res.pool, res.settings.retention_seconds)
+    removed["audit_log"] = await purge_audit_log(res.pool, res.settings.audit_retention_seconds)
     async with res.pool.connection() as conn:  # dashboard sessions a day past their expiry
         await conn.execute(queries["delete_old_dashboard_sessions"])
+        removed["login_throttle"] = await throttle.prune(conn, res.settings.login_window_seconds)  # quiet subjects
     log.info("retention.done", **removed)
 
 

@@ -109,12 +109,21 @@ class Settings:
     signup_enabled: bool = field(default=True, metadata=env("RELAY_SIGNUP_ENABLED", _bool))
     session_ttl_seconds: float = field(default=7 * 86400.0, metadata=env("RELAY_SESSION_TTL", _duration))
     public_url: str | None = field(default=None, metadata=env("RELAY_PUBLIC_URL", _text))  # https: Secure cookies
+    # Addresses of reverse proxies whose X-Forwarded-For is believed ('*' = any); none by default,
+    # so a client cannot choose the address that login throttling and the audit log see.
+    trusted_proxies: str | None = field(default=None, metadata=env("RELAY_TRUSTED_PROXIES", _text))
     jwt_secret: bytes | None = field(default=None, metadata=env("RELAY_JWT_SECRET", _secret_bytes))  # None: in the db
     access_token_ttl_seconds: float = field(default=15 * 60.0, metadata=env("RELAY_ACCESS_TOKEN_TTL", _duration))
     refresh_token_ttl_seconds: float = field(default=30 * 86400.0, metadata=env("RELAY_REFRESH_TOKEN_TTL", _duration))
+    # Failed logins allowed per account within the window (a client address gets 4 times as many;
+    # see relay/db/throttle.py), then 429 until the block ends; each later block lasts twice as long.
+    login_max_failures: int = field(default=5, metadata=env("RELAY_LOGIN_MAX_FAILURES", _whole(1, 1000)))
+    login_window_seconds: float = field(default=15 * 60.0, metadata=env("RELAY_LOGIN_WINDOW", _duration))
     ingest_rate_limit: int = field(default=1000, metadata=env("RELAY_INGEST_RATE_LIMIT", _whole(0)))  # 0 = no limit
     ready_max_queue_lag_seconds: float = field(default=300.0, metadata=env("RELAY_READY_MAX_QUEUE_LAG", _duration))
     retention_seconds: float = field(default=30 * 86400.0, metadata=env("RELAY_RETENTION", _duration))
+    # The audit log is kept longer than the traffic: auditors ask about last year, not last month.
+    audit_retention_seconds: float = field(default=365 * 86400.0, metadata=env("RELAY_AUDIT_RETENTION", _duration))
     jobs_keep_seconds: float = field(default=7 * 86400.0, metadata=env("RELAY_JOBS_KEEP", _duration))
     operator_webhook_url: str | None = field(default=None, metadata=env("RELAY_OPERATOR_WEBHOOK_URL", _text))
     operator_webhook_secret: str | None = field(default=None, metadata=env("RELAY_OPERATOR_WEBHOOK_SECRET", _text))

@@ -16,6 +16,7 @@ from relay.ai.claude import Claude
 from relay.api.accounts import AccountController
 from relay.api.ai import AiController, make_claude
 from relay.api.api_keys import ApiKeyController
+from relay.api.audit_log import AuditLogController
 from relay.api.auth import DOCS_PATH, Authentication, provide_connection, provide_tenant_db
 from relay.api.dead_letter import DeadLetterController
 from relay.api.deliveries import DeliveryController
@@ -30,11 +31,12 @@ from relay.api.metrics import http_metrics, metrics, metrics_head
 from relay.api.nul_guard import refuse_nul_characters
 from relay.api.openapi import document_common_errors, document_decoded_bodies, mark_strict_bodies
 from relay.api.operations import OperationController
+from relay.api.security_headers import add_security_headers
 from relay.api.stats import hourly_stats, tenant_stats
 from relay.db.group_commit import GroupCommit
 from relay.db.key_cache import ApiKeyCache, following_revocations
 from relay.db.pool import open_pool
-from relay.jobs import use_database
+from relay.jobs import api_jobs_app
 from relay.settings import Settings
 from relay.ui.app import dashboard
 from relay.urlguard import AddressPolicy
@@ -67,10 +69,11 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         # remembered until revoked (relay/db/key_cache.py): the hot path has one round trip.
         app.state.group_commit = GroupCommit(app.state.pool)
         app.state.group_commit.start()
+        app.state.jobs = api_jobs_app(conninfo)
         try:
             async with (
                 following_revocations(ApiKeyCache(), conninfo) as key_cache,
-                use_database(conninfo).open_async(pool=jobs_pool),
+                app.state.jobs.open_async(pool=jobs_pool),
             ):
                 app.state.key_cache = key_cache
                 yield
@@ -84,6 +87,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         route_handlers=[
             AccountController,
             ApiKeyController,
+            AuditLogController,
             EndpointController,
             EndpointActionController,
             EventController,
@@ -112,6 +116,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         before_request=refuse_nul_characters,
+        before_send=[add_security_headers],  # CSP and the other browser defaults (relay/api/security_headers.py)
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="Relay",

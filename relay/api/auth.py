@@ -14,12 +14,14 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from psycopg import AsyncConnection
 
 from relay.api.errors import Problem, answer_error
-from relay.db.accounts import signing_key
-from relay.db.key_cache import ApiKeyCache
+from relay.api.scopes import allows, required_scope
+from relay.db.accounts import sessions_valid_after, signing_key
+from relay.db.audit import Actor
+from relay.db.key_cache import ApiKeyCache, Cutoff
 from relay.db.ratelimit import Allowance, spend
 from relay.db.tenant_db import TenantDb
 from relay.db.tenants import Principal, authenticate, hash_key
-from relay.tokens import looks_like_jwt, read_access_token
+from relay.tokens import AccessClaims, looks_like_jwt, read_access_token
 
 # The routes anyone may call, by path; every other route answers 401 without valid credentials.
 PUBLIC_PATHS = frozenset(
@@ -73,13 +75,17 @@ async def jwt_secret(request: Request[Any, Any, Any]) -> bytes:
 async def principal_of(request: Request[Any, Any, Any], credential: str) -> Principal:
     """Resolve a credential to the caller's tenant (and key or user); raise 401 for one that is not valid.
 
-    Access tokens are checked without the database. API keys come from the process's key
-    cache (relay/db/key_cache.py) when it has them, so the hot path costs no round trip.
+    Access tokens are checked by their signature, and against the user's last password
+    change; API keys come from the process's key cache (relay/db/key_cache.py) when it has
+    them. Both caches are kept current by notifications, so the hot path costs no round trip.
     """
     if looks_like_jwt(credential):
         claims = read_access_token(await jwt_secret(request), credential)
         if claims is None:
             raise Problem(401, "The access token is not valid or has expired; refresh it.", headers=_CHALLENGE)
+        if await _session_ended(request, claims):
+            raise Problem(401, "The session of this access token has ended (the password was changed); sign in again.",
+                          headers=_CHALLENGE)
         return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id)
     cache: ApiKeyCache = request.app.state.key_cache
     key_hash = hash_key(credential)
@@ -91,6 +97,23 @@ async def principal_of(request: Request[Any, Any, Any], credential: str) -> Prin
             raise Problem(401, "The API key is not valid or has been revoked.", headers=_CHALLENGE)
         cache.put(key_hash, principal)
     return principal
+
+
+async def _session_ended(request: Request[Any, Any, Any], claims: AccessClaims) -> bool:
+    """Tell whether the token was issued before its user's last password change (or the user is gone).
+
+    The user's cutoff comes from the process's cache, which the listener drops on every
+    change (NOTIFY relay_sessions); the database is asked on a miss, and always while the
+    listener is down.
+    """
+    cutoffs = request.app.state.key_cache.sessions
+    cutoff = cutoffs.get(claims.user_id)
+    if cutoff is None:
+        generation = cutoffs.generation
+        async with request.app.state.pool.connection() as conn:
+            cutoff = Cutoff(await sessions_valid_after(conn, claims.user_id))
+        cutoffs.put(claims.user_id, cutoff, generation)
+    return cutoff.at is not None and claims.issued_at < cutoff.at
 
 
 class Authentication(ASGIMiddleware):
@@ -128,12 +151,19 @@ async def _tenant_db(request: Request[Any, Any, Any], stack: AsyncExitStack) -> 
     if len(credential) > 4096:
         raise Problem(401, "The credentials are not valid.", headers=_CHALLENGE)
     principal = await principal_of(request, credential)
+    needed = required_scope(request.method, request.scope["path_template"])
+    if not allows(principal.scopes, needed):
+        have = ", ".join(sorted(principal.scopes))
+        raise Problem(
+            403, f"This API key lacks the '{needed}' scope this route needs (it has: {have}).",
+            required_scope=needed,
+        )
     pool = request.app.state.pool
 
     async def acquire() -> AsyncConnection:
         return await stack.enter_async_context(pool.connection())
 
-    return TenantDb(None, principal, request.app.state.settings, acquire=acquire)
+    return TenantDb(None, principal, request.app.state.settings, acquire=acquire, jobs=request.app.state.jobs)
 
 
 def provide_tenant_db(request: Request[Any, Any, Any]) -> TenantDb:
@@ -160,3 +190,19 @@ async def charge_ingest(db: TenantDb, events: int) -> dict[str, str]:
         detail = f"Ingest limit of {limit} events per second reached; retry after the reset."
         raise Problem(429, detail, headers=allowance.headers())
     return allowance.headers()
+
+
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's address: the socket's peer, or a trusted proxy's `X-Forwarded-For` (RELAY_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else None
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    """Who is making this request, for the audit log: the user, the API key's prefix, or anonymous."""
+    principal = request.scope.get("user")
+    address = client_address(request)
+    if isinstance(principal, Principal):
+        if principal.user_id:
+            return Actor("user", principal.user_id, address)
+        return Actor("api_key", principal.key_prefix or principal.key_id, address)
+    return Actor.anonymous(address)

@@ -6,14 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
+from relay.api.audit_log import audit
 from relay.api.deliveries import DeliveryId, DeliveryOut, delivery_out
 from relay.api.errors import Problem, problem_responses
-from relay.api.operations import OperationOut, start_operation
+from relay.api.operations import OperationOut, queue_operation, store_operation
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.tenant_db import TenantDb
 
@@ -53,7 +54,7 @@ class DeadLetterController(Controller):
 
     @post("/replay", operation_id="replayDeadLetter", status_code=202, responses=problem_responses(400, 401))
     async def replay(
-        self, db: NamedDependency[TenantDb], data: JSONBody[DeadLetterFilter | None] = None
+        self, request: Request, db: NamedDependency[TenantDb], data: JSONBody[DeadLetterFilter | None] = None
     ) -> OperationOut:
         """Replay every dead delivery the filter selects, once each, as a background operation."""
         chosen = data or DeadLetterFilter()
@@ -62,7 +63,10 @@ class DeadLetterController(Controller):
             for key, value in msgspec.structs.asdict(chosen).items()
             if value is not None
         }
-        return await start_operation(db, "replay_dead_letter", scope)
+        async with db.transaction():
+            operation = await store_operation(db, "replay_dead_letter", scope)
+            await audit(db, request, "dead_letter.replayed", "operation", operation.id, filter=scope)
+        return await queue_operation(db, operation)
 
     @delete("/replay", include_in_schema=False, status_code=204)
     async def not_a_delivery(self) -> None:
@@ -72,7 +76,9 @@ class DeadLetterController(Controller):
     @delete(
         "/{delivery_id:str}", operation_id="discardDeadLetter", status_code=204, responses=problem_responses(401, 404)
     )
-    async def discard(self, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> None:
+    async def discard(self, request: Request, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> None:
         """Discard a dead delivery: it stays in the log but leaves the dead letter."""
-        if await db.fetch_one("discard_dead_delivery", id=delivery_id) is None:
-            raise Problem(404, f"No dead delivery {delivery_id!r} in the dead letter.")
+        async with db.transaction():
+            if await db.fetch_one("discard_dead_delivery", id=delivery_id) is None:
+                raise Problem(404, f"No dead delivery {delivery_id!r} in the dead letter.")
+            await audit(db, request, "dead_letter.discarded", "delivery", delivery_id)

@@ -7,10 +7,11 @@ from itertools import groupby
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
+from relay.api.audit_log import audit
 from relay.api.errors import Problem, problem_responses
 from relay.api.pagination import Cursor, Limit, Page, page_of
 from relay.db.tenant_db import TenantDb
@@ -149,16 +150,18 @@ class DeliveryController(Controller):
 
     @post("/{delivery_id:str}/replay", operation_id="replayDelivery", status_code=202,
           responses=problem_responses(401, 404, 409))
-    async def replay(self, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> ReplayOut:
+    async def replay(self, request: Request, db: NamedDependency[TenantDb], delivery_id: DeliveryId) -> ReplayOut:
         """Send a finished delivery again, as a new delivery (the original stays as it was)."""
         row = await _delivery_or_404(db, delivery_id)
         if row["state"] not in TERMINAL:
             raise Problem(
                 409, f"Delivery {delivery_id!r} is still {row['state']}; only finished deliveries are replayed."
             )
-        made = await replay_deliveries(await db.connection(), db.tenant_id, [delivery_id])
-        if not made:
-            raise Problem(409, f"The endpoint of delivery {delivery_id!r} is disabled or deleted.")
+        async with db.transaction():
+            made = await replay_deliveries(db.conn, db.tenant_id, [delivery_id])
+            if not made:
+                raise Problem(409, f"The endpoint of delivery {delivery_id!r} is disabled or deleted.")
+            await audit(db, request, "delivery.replayed", "delivery", delivery_id, replay_id=made[0].id)
         return ReplayOut(id=made[0].id, replay_of=made[0].replay_of)
 
 

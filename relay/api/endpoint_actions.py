@@ -6,14 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from relay.api.audit_log import audit
 from relay.api.endpoints import EndpointId, EndpointOut, Secret, endpoint_or_404, endpoint_out
 from relay.api.errors import Problem, problem_responses
-from relay.api.operations import OperationOut, start_operation
+from relay.api.operations import OperationOut, queue_operation, store_operation
 from relay.api.stats import HealthFigures, health_figures
 from relay.db.events import insert_events, new_event
 from relay.db.tenant_db import TenantDb
@@ -102,32 +103,36 @@ class EndpointActionController(Controller):
     tags = ["endpoints"]
 
     @post("/pause", operation_id="pauseEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def pause(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
+    async def pause(self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """Pause: new events still create deliveries, held unattempted until resume."""
-        return endpoint_out(await _set_paused(db, endpoint_id, True), db.settings)
+        return endpoint_out(await _set_paused(db, request, endpoint_id, True), db.settings)
 
     @post("/resume", operation_id="resumeEndpoint", status_code=200, responses=problem_responses(401, 404))
-    async def resume(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
+    async def resume(self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """Resume: held deliveries go, oldest first."""
-        return endpoint_out(await _set_paused(db, endpoint_id, False), db.settings)
+        return endpoint_out(await _set_paused(db, request, endpoint_id, False), db.settings)
 
     @post("/rotate-secret", operation_id="rotateEndpointSecret", status_code=200,
           responses=problem_responses(400, 401, 404))
     async def rotate_secret(
-        self, db: NamedDependency[TenantDb], endpoint_id: EndpointId, data: JSONBody[SecretRotation | None] = None
+        self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId,
+        data: JSONBody[SecretRotation | None] = None,
     ) -> RotatedSecret:
         """Rotate the signing secret; during the grace period (default 24 h) deliveries carry both signatures."""
         rotation = data or SecretRotation()
         grace = rotation.grace_period_seconds
         if grace is None:
             grace = db.settings.secret_rotation_grace_seconds
-        row = await endpoint_or_404(
-            db, endpoint_id, "rotate_endpoint_secret", secret=rotation.secret or new_secret(), grace_seconds=grace
-        )
+        async with db.transaction():
+            row = await endpoint_or_404(
+                db, endpoint_id, "rotate_endpoint_secret", secret=rotation.secret or new_secret(), grace_seconds=grace
+            )
+            await audit(db, request, "endpoint.secret_rotated", "endpoint", endpoint_id, grace_period_seconds=grace,
+                        previous_valid_until=row["previous_secret_expires_at"].isoformat())
         return RotatedSecret(key=row["secret"], previous_valid_until=row["previous_secret_expires_at"])
 
     @post("/test", operation_id="testEndpoint", status_code=202, responses=problem_responses(401, 404, 409))
-    async def test(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> TestSent:
+    async def test(self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> TestSent:
         """Send a `relay.ping` event to this endpoint only, through the normal delivery path."""
         row = await endpoint_or_404(db, endpoint_id)
         if not row["enabled"]:
@@ -136,14 +141,16 @@ class EndpointActionController(Controller):
             raise Problem(409, f"Endpoint {endpoint_id!r} is not verified yet ({row['verification']}).")
         payload = msgspec.json.encode({"endpoint_id": endpoint_id, "message": "Test event sent by Relay."})
         ping = new_event(PING, payload, endpoint_id=endpoint_id)
-        (accepted,) = await insert_events(await db.connection(), db.tenant_id, [ping])
+        async with db.transaction():
+            (accepted,) = await insert_events(db.conn, db.tenant_id, [ping])
+            await audit(db, request, "endpoint.tested", "endpoint", endpoint_id, event_id=accepted.id)
         return TestSent(event_id=accepted.id, deliveries=accepted.deliveries)
 
     @post("/verify", operation_id="verifyEndpoint", status_code=202, responses=problem_responses(401, 404))
     async def verify(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointOut:
         """(Re)send the verification challenge; until it is echoed the endpoint receives no events."""
         row = await endpoint_or_404(db, endpoint_id, "set_endpoint_verification", verification="pending", error=None)
-        await defer_verification(db.tenant_id, endpoint_id)
+        await defer_verification(db.tenant_id, endpoint_id, db.jobs)
         return endpoint_out(row, db.settings)
 
     @get("/stats", operation_id="getEndpointStats", responses=problem_responses(401, 404))
@@ -168,19 +175,24 @@ class EndpointActionController(Controller):
 
     @post("/recover", operation_id="recoverEndpoint", status_code=202, responses=problem_responses(400, 401, 404))
     async def recover(
-        self, db: NamedDependency[TenantDb], endpoint_id: EndpointId, data: JSONBody[Recovery]
+        self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId, data: JSONBody[Recovery]
     ) -> OperationOut:
         """Replay everything that died for this endpoint since a time, as a background operation."""
         await endpoint_or_404(db, endpoint_id)
         scope: dict[str, Any] = {"endpoint_id": endpoint_id, "since": data.since.isoformat()}
         if data.until:
             scope["until"] = data.until.isoformat()
-        return await start_operation(db, "recover_endpoint", scope)
+        async with db.transaction():
+            operation = await store_operation(db, "recover_endpoint", scope)
+            await audit(db, request, "endpoint.recovered", "endpoint", endpoint_id, operation_id=operation.id,
+                        filter=scope)
+        return await queue_operation(db, operation)
 
 
-async def _set_paused(db: TenantDb, endpoint_id: str, paused: bool) -> dict[str, Any]:
+async def _set_paused(db: TenantDb, request: Request[Any, Any, Any], endpoint_id: str, paused: bool) -> dict[str, Any]:
     async with db.transaction():
         row = await endpoint_or_404(db, endpoint_id, "set_endpoint_paused", paused=paused)
+        await audit(db, request, "endpoint.paused" if paused else "endpoint.resumed", "endpoint", endpoint_id)
         if paused:
             await db.execute("hold_deliveries", endpoint_id=endpoint_id)
         else:

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import httpx
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, Meta, UnsetType
 from psycopg.types.json import Jsonb
 
+from relay.api.audit_log import audit
 from relay.api.errors import Problem, problem_responses
 from relay.api.events import Channel
 from relay.api.pagination import Cursor, Limit, Page, page_of
@@ -143,6 +144,18 @@ def endpoint_out(row: dict[str, Any], settings: Settings) -> EndpointOut:
     )
 
 
+def audited_fields(data: EndpointCreate | EndpointUpdate) -> dict[str, Any]:
+    """The fields a request set, as the audit log records them: the secret never, custom headers by name only
+    (their values are often credentials)."""
+    fields: dict[str, Any] = {}
+    for name in data.__struct_fields__:
+        value = getattr(data, name)
+        if name == "secret" or value is UNSET:
+            continue
+        fields[name] = sorted(value) if name == "headers" else value
+    return fields
+
+
 def check_url(url: str, policy: AddressPolicy) -> str:
     """Return the URL as given if the sender can request it; refuse one it cannot, or a refused address (SSRF).
 
@@ -188,34 +201,36 @@ class EndpointController(Controller):
 
     @post("/", operation_id="createEndpoint", status_code=201, responses=problem_responses(400, 401, 422))
     async def create(
-        self, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
+        self, request: Request, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
         data: JSONBody[EndpointCreate],
     ) -> EndpointCreated:
         """Register an endpoint and return it with its signing secret (shown here and via `/secret`)."""
         url = check_url(data.url, address_policy)
         check_headers(data.headers)
         timeout = data.timeout_seconds or db.settings.default_timeout_seconds
-        row = await db.fetch_one(
-            "insert_endpoint",
-            id=new_id("ep"),
-            url=url,
-            description=data.description,
-            secret=data.secret or new_secret(),
-            event_types=sorted(set(data.event_types)),
-            channels=sorted(set(data.channels)),
-            headers=Jsonb(data.headers),
-            enabled=data.enabled,
-            timeout_ms=int(timeout * 1000),
-            retry_schedule=data.retry_schedule,
-            rate_limit=data.rate_limit,
-            max_in_flight=data.max_in_flight,
-            fifo=data.fifo,
-            legacy_signature=data.legacy_signature,
-            verification="pending" if data.verify else "not_required",
-        )
-        assert row is not None
+        async with db.transaction():
+            row = await db.fetch_one(
+                "insert_endpoint",
+                id=new_id("ep"),
+                url=url,
+                description=data.description,
+                secret=data.secret or new_secret(),
+                event_types=sorted(set(data.event_types)),
+                channels=sorted(set(data.channels)),
+                headers=Jsonb(data.headers),
+                enabled=data.enabled,
+                timeout_ms=int(timeout * 1000),
+                retry_schedule=data.retry_schedule,
+                rate_limit=data.rate_limit,
+                max_in_flight=data.max_in_flight,
+                fifo=data.fifo,
+                legacy_signature=data.legacy_signature,
+                verification="pending" if data.verify else "not_required",
+            )
+            assert row is not None
+            await audit(db, request, "endpoint.created", "endpoint", row["id"], **audited_fields(data))
         if data.verify:
-            await defer_verification(db.tenant_id, row["id"])
+            await defer_verification(db.tenant_id, row["id"], db.jobs)
         return EndpointCreated(**msgspec.structs.asdict(endpoint_out(row, db.settings)), secret=row["secret"])
 
     @get("/", operation_id="listEndpoints", responses=problem_responses(400, 401))
@@ -230,14 +245,16 @@ class EndpointController(Controller):
         return endpoint_out(await endpoint_or_404(db, endpoint_id), db.settings)
 
     @get("/{endpoint_id:str}/secret", operation_id="getEndpointSecret", responses=problem_responses(401, 404))
-    async def secret(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointSecret:
-        """Read an endpoint's signing secret."""
-        row = await endpoint_or_404(db, endpoint_id, "get_endpoint_secrets")
+    async def secret(self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointSecret:
+        """Read an endpoint's signing secret (the audit log records who did)."""
+        async with db.transaction():
+            row = await endpoint_or_404(db, endpoint_id, "get_endpoint_secrets")
+            await audit(db, request, "endpoint.secret_revealed", "endpoint", endpoint_id)
         return EndpointSecret(key=row["secret"])
 
     @patch("/{endpoint_id:str}", operation_id="updateEndpoint", responses=problem_responses(400, 401, 404, 422))
     async def update(
-        self, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
+        self, request: Request, db: NamedDependency[TenantDb], address_policy: NamedDependency[AddressPolicy],
         endpoint_id: EndpointId, data: JSONBody[EndpointUpdate],
     ) -> EndpointOut:
         """Change an endpoint; disabling it ends what still waits for it (those deliveries become dead)."""
@@ -249,6 +266,7 @@ class EndpointController(Controller):
             return None if value is UNSET else value
 
         async with db.transaction():
+            before = await endpoint_or_404(db, endpoint_id, "lock_endpoint")
             row = await endpoint_or_404(
                 db, endpoint_id, "update_endpoint",
                 url=given(url),
@@ -267,6 +285,11 @@ class EndpointController(Controller):
                 fifo=given(data.fifo),
                 legacy_signature=given(data.legacy_signature),
             )
+            changed = audited_fields(data)
+            await audit(db, request, "endpoint.updated", "endpoint", endpoint_id, changed=sorted(changed), **changed)
+            if row["enabled"] != before["enabled"]:
+                await audit(db, request, "endpoint.enabled" if row["enabled"] else "endpoint.disabled", "endpoint",
+                            endpoint_id)
             if data.enabled is False:
                 await db.execute("disable_endpoints", endpoint_ids=[endpoint_id], reason="manual")
             elif data.enabled is True:
@@ -274,8 +297,9 @@ class EndpointController(Controller):
         return endpoint_out(row, db.settings)
 
     @delete("/{endpoint_id:str}", operation_id="deleteEndpoint", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> None:
+    async def remove(self, request: Request, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> None:
         """Delete an endpoint; its delivery history stays readable, its pending deliveries become dead."""
         async with db.transaction():
-            await endpoint_or_404(db, endpoint_id, "delete_endpoint")
+            row = await endpoint_or_404(db, endpoint_id, "delete_endpoint")
+            await audit(db, request, "endpoint.deleted", "endpoint", endpoint_id, url=row["url"])
             await db.execute("disable_endpoints", endpoint_ids=[endpoint_id], reason="deleted")

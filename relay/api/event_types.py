@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import jsonschema
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from psycopg.types.json import Jsonb
 
+from relay.api.audit_log import audit
 from relay.api.endpoints import Description, RetrySchedule
 from relay.api.errors import Problem, problem_responses
 from relay.api.events import EventType
@@ -53,18 +54,22 @@ class EventTypeController(Controller):
     tags = ["event-types"]
 
     @post("/", operation_id="putEventType", status_code=201, responses=problem_responses(400, 401))
-    async def put(self, db: NamedDependency[TenantDb], data: JSONBody[EventTypeIn]) -> EventTypeOut:
+    async def put(self, request: Request, db: NamedDependency[TenantDb], data: JSONBody[EventTypeIn]) -> EventTypeOut:
         """Register (or replace) an event type, optionally with a JSON Schema for its payload."""
         if data.schema is not None:
             try:
                 jsonschema.Draft202012Validator.check_schema(data.schema)
             except jsonschema.SchemaError as exc:
                 raise Problem(422, f"Not a valid JSON Schema: {exc.message}", field="$.schema") from None
-        row = await db.fetch_one(
-            "upsert_event_type", name=data.name, description=data.description, retry_schedule=data.retry_schedule,
-            schema=Jsonb(data.schema) if data.schema is not None else None,
-        )
-        assert row is not None
+        async with db.transaction():
+            row = await db.fetch_one(
+                "upsert_event_type", name=data.name, description=data.description, retry_schedule=data.retry_schedule,
+                schema=Jsonb(data.schema) if data.schema is not None else None,
+            )
+            assert row is not None
+            # The schema itself can be large: the row says whether there is one.
+            await audit(db, request, "event_type.changed", "event_type", data.name, description=data.description,
+                        retry_schedule=data.retry_schedule, schema=data.schema is not None)
         return event_type_out(row)
 
     @get("/", operation_id="listEventTypes", responses=problem_responses(400, 401))
@@ -84,7 +89,9 @@ class EventTypeController(Controller):
         return event_type_out(row)
 
     @delete("/{name:str}", operation_id="deleteEventType", status_code=204, responses=problem_responses(401, 404))
-    async def remove(self, db: NamedDependency[TenantDb], name: EventTypeName) -> None:
+    async def remove(self, request: Request, db: NamedDependency[TenantDb], name: EventTypeName) -> None:
         """Forget an event type (its events stay)."""
-        if await db.fetch_one("delete_event_type", name=name) is None:
-            raise Problem(404, f"No event type {name!r}.")
+        async with db.transaction():
+            if await db.fetch_one("delete_event_type", name=name) is None:
+                raise Problem(404, f"No event type {name!r}.")
+            await audit(db, request, "event_type.deleted", "event_type", name)

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
 
+from relay.api.audit_log import audit
 from relay.api.auth import charge_ingest
 from relay.api.deliveries import DeliveryDetail, ReplayOut, delivery_details
 from relay.api.errors import Problem, field_path, problem_responses
@@ -283,14 +284,18 @@ class EventController(Controller):
 
     @post("/{event_id:str}/replay", operation_id="replayEvent", status_code=202,
           responses=problem_responses(401, 404, 409))
-    async def replay(self, db: NamedDependency[TenantDb], event_id: EventId) -> EventReplayed:
+    async def replay(self, request: Request, db: NamedDependency[TenantDb], event_id: EventId) -> EventReplayed:
         """Send an event again to every endpoint it went to, where its latest delivery has finished."""
         await _event_or_404(db, event_id)
         latest = await db.fetch_all("latest_deliveries_of_event", event_id=event_id)
         finished = [row["id"] for row in latest if row["state"] in TERMINAL]
         if not finished:
             raise Problem(409, f"Event {event_id!r} has no finished delivery to replay.")
-        made = await replay_deliveries(await db.connection(), db.tenant_id, finished)
+        async with db.transaction():
+            made = await replay_deliveries(db.conn, db.tenant_id, finished)
+            if made:  # every endpoint disabled or deleted: nothing was sent again
+                await audit(db, request, "event.replayed", "event", event_id,
+                            replays={m.replay_of: m.id for m in made})
         return EventReplayed(deliveries=[ReplayOut(id=m.id, replay_of=m.replay_of) for m in made])
 
 

@@ -40,15 +40,20 @@ def operation_out(row: dict[str, Any]) -> OperationOut:
     return from_row(OperationOut, row)
 
 
-async def start_operation(db: TenantDb, kind: str, scope: dict[str, Any]) -> OperationOut:
-    """Store an operation, then queue its job; a job that failed to queue is queued by the next sweep."""
+async def store_operation(db: TenantDb, kind: str, scope: dict[str, Any]) -> OperationOut:
+    """Store an operation (in the caller's transaction, with its audit row); `queue_operation` it once committed."""
     row = await db.fetch_one("insert_operation", id=new_id("op"), kind=kind, filter=Jsonb(scope))
     assert row is not None
+    return operation_out(row)
+
+
+async def queue_operation(db: TenantDb, operation: OperationOut) -> OperationOut:
+    """Queue a stored operation's job; a job that failed to queue is queued by the next sweep."""
     try:
-        await defer_operation(db.tenant_id, row["id"])
+        await defer_operation(db.tenant_id, operation.id, db.jobs)
     except procrastinate.exceptions.ConnectorException:
         pass  # relay.requeue_operations queues it within a minute
-    return operation_out(row)
+    return operation
 
 
 class OperationController(Controller):

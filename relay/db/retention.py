@@ -1,4 +1,4 @@
-"""Retention: remove events, deliveries and attempts older than the retention age, in small batches."""
+"""Retention: remove events, deliveries, attempts and (on their own clock) audit rows past their age, in batches."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ async def purge(pool: AsyncConnectionPool, older_than_seconds: float, batch: int
         await conn.execute(queries["delete_old_operations"], {"cutoff": cutoff})
         await conn.execute(queries["delete_old_event_counts"], {"cutoff": cutoff})
     return removed
+
+
+async def purge_audit_log(pool: AsyncConnectionPool, older_than_seconds: float, batch: int = BATCH) -> int:
+    """Delete audit rows older than RELAY_AUDIT_RETENTION, a batch per short transaction; return how many went."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    total = 0
+    while True:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(queries["delete_old_audit_log"], {"cutoff": cutoff, "batch": batch})
+        total += cursor.rowcount
+        if cursor.rowcount < batch:
+            return total

@@ -37,6 +37,7 @@ class TenantDb:
         principal: Principal,
         settings: Settings,
         acquire: Callable[[], Awaitable[AsyncConnection]] | None = None,
+        jobs: Any = None,
     ) -> None:
         # The connection is taken from the pool on first use (`acquire`), so a request that
         # needs none (an event handed to the group-commit writer) holds none.
@@ -44,6 +45,7 @@ class TenantDb:
         self._acquire = acquire
         self.principal = principal
         self.settings = settings
+        self.jobs = jobs  # the API app's procrastinate app, to queue background jobs through
 
     async def connection(self) -> AsyncConnection:
         """Return the request's connection, taking it from the pool on first use."""

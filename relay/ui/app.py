@@ -17,9 +17,11 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from relay.settings import Settings
+from relay.ui.account import AccountController
 from relay.ui.alerts import AlertsController
 from relay.ui.api_client import ApiError
 from relay.ui.api_keys import ApiKeysController
+from relay.ui.audit_log import AuditLogController
 from relay.ui.dead_letter import DeadLetterController, OperationController
 from relay.ui.deliveries import DeliveriesController
 from relay.ui.endpoints import EndpointsController
@@ -40,7 +42,8 @@ def unhandled_refusal(request: Request[Any, Any, Any], error: ApiError) -> Respo
     return problem_page(request, error)
 PAGES: list[ControllerRouterHandler] = [SignInController, OverviewController,
                                       DeadLetterController, OperationController, AlertsController, ApiKeysController,
-                                      EndpointsController, EventsController, DeliveriesController]
+                                      EndpointsController, EventsController, DeliveriesController,
+                                      AuditLogController, AccountController]
 
 
 def dashboard(settings: Settings) -> tuple[list[ControllerRouterHandler], TemplateConfig]:

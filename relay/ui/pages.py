@@ -22,7 +22,8 @@ NAV = (
     ("dead-letter", "Dead letter", "/ui/dead-letter"),
     ("alerts", "Alerts", "/ui/alerts"),
     ("api-keys", "API keys", "/ui/api-keys"),
-)
+    ("audit-log", "Audit log", "/ui/audit-log"),
+)  # the Account page is the signed-in user's name at the top right
 
 
 def page(request: Request[Any, Any, Any], template: str, *, section: str = "", status_code: int = 200,

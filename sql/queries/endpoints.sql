@@ -69,6 +69,13 @@ UPDATE relay.endpoints SET
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
 RETURNING {{fragment_endpoint_columns}};
 
+-- name: lock_endpoint
+-- An endpoint as it is before a change, locked until the change commits (the audit log
+-- records whether the change enabled or disabled it).
+SELECT id, enabled FROM relay.endpoints
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
+FOR UPDATE;
+
 -- name: set_endpoint_paused
 UPDATE relay.endpoints SET paused = %(paused)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
@@ -92,7 +99,7 @@ RETURNING {{fragment_endpoint_columns}};
 -- name: delete_endpoint
 UPDATE relay.endpoints SET deleted_at = now(), enabled = false, disabled_reason = 'deleted', updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL
-RETURNING id;
+RETURNING id, url;
 
 -- name: existing_endpoints
 SELECT id FROM relay.endpoints

@@ -24,3 +24,8 @@ DELETE FROM relay.operations WHERE finished_at < %(cutoff)s;
 
 -- name: delete_old_event_counts
 DELETE FROM relay.event_counts WHERE hour < date_trunc('hour', %(cutoff)s::timestamptz);
+
+-- name: delete_old_audit_log
+-- Audit rows past RELAY_AUDIT_RETENTION (its own setting: kept longer than the traffic by default).
+DELETE FROM relay.audit_log
+WHERE id IN (SELECT id FROM relay.audit_log WHERE at < %(cutoff)s LIMIT %(batch)s);
