@@ -47,7 +47,8 @@ def test_failures_then_success_follow_the_schedule(client: httpx.Client) -> None
         (1, "server_error", "retrying"), (2, "network", "retrying"), (3, None, "succeeded")
     ]
     for attempt, step in zip(log, SCHEDULE, strict=False):
-        assert step * (1 - JITTER) - 0.05 <= gap(attempt) <= step * (1 + JITTER) + 0.05, attempt
+        # Never early; late by at most the time a busy worker takes to claim a due retry.
+        assert step * (1 - JITTER) - 0.05 <= gap(attempt) <= step * (1 + JITTER) + 0.5, attempt
     starts = [datetime.fromisoformat(a["started_at"]) for a in log]
     assert (starts[1] - starts[0]).total_seconds() >= SCHEDULE[0] * (1 - JITTER) - 0.05
     assert (starts[2] - starts[1]).total_seconds() >= SCHEDULE[1] * (1 - JITTER) - 0.05
