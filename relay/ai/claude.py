@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-import anthropic
 import msgspec
 
 T = TypeVar("T")
@@ -37,11 +36,15 @@ class Claude:
     """A small client: one system prompt, one user message, one JSON object back."""
 
     def __init__(self, api_key: str, model: str, timeout: float, base_url: str | None = None) -> None:
+        import anthropic  # imported on first use: the SDK takes ~2 s to import, which every process start paid
+
         self.model = model
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     async def ask(self, system: str, facts: dict[str, Any], answer_type: type[T], secrets: list[str]) -> T:
         """Send `facts` (scrubbed) and return the model's JSON answer decoded as `answer_type`."""
+        import anthropic
+
         prompt = scrub(msgspec.json.encode(facts).decode(), secrets)
         try:
             message = await self._client.messages.create(
