@@ -99,3 +99,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nPostgreSQL servers started by the tests were still running (killed): {[p.pid for p in left]}")
+
+
+@pytest.fixture
+def fresh_address_count(db: psycopg.Connection) -> Iterator[None]:
+    """Every request of the in-process client comes from 'testclient': start and leave its count at zero."""
+    db.execute("DELETE FROM relay.login_throttle WHERE subject = 'address:testclient'")
+    yield
+    db.execute("DELETE FROM relay.login_throttle WHERE subject = 'address:testclient'")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Final
 
 EVENTS_WRITE: Final = "events:write"
@@ -83,6 +84,7 @@ def template_of(path: str) -> str:
     return _PARAM_TYPE.sub(r"{\1}", path)
 
 
+@lru_cache(maxsize=1024)  # one entry per (method, route): the regex runs once per route, not per request
 def required_scope(method: str, path_template: str) -> str:
     """Return the scope a request needs: the route's declared one, else `admin`."""
     method = "GET" if method == "HEAD" else method

@@ -62,11 +62,11 @@ class Account:
     tenant_id: str
 
 
-def make_account(base_url: str, name: str = "Acme") -> Account:
-    """Register a user (and its tenant) through the API."""
+def make_account(base_url: str, name: str = "Acme", tenant_name: str | None = None) -> Account:
+    """Register a user (and its tenant, called `name` unless `tenant_name` says otherwise) through the API."""
     email = f"{name.lower()}-{new_id('u')[-10:].lower()}@example.com"
     response = httpx.post(f"{base_url}/v1/auth/register",
-                          json={"email": email, "password": PASSWORD, "tenant_name": name}, timeout=30)
+                          json={"email": email, "password": PASSWORD, "tenant_name": tenant_name or name}, timeout=30)
     assert response.status_code == 201, response.text
     return Account(email, PASSWORD, response.json()["tenant_id"])
 

@@ -23,9 +23,8 @@ from playwright.sync_api import Dialog, Page, expect
 
 from relay.api.app import create_app
 from relay.api.auth import DOCS_PATH
-from relay.ids import new_id
 from relay.settings import load_settings
-from tests.browser.conftest import PASSWORD, Account, access_token, sign_in, wait_for_deliveries
+from tests.browser.conftest import Account, access_token, make_account, sign_in, wait_for_deliveries
 from tests.receiver import Received, Receiver
 from tests.support import wait_until
 
@@ -102,11 +101,7 @@ def hostile_receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def hostile_account(relay_stack: str) -> Account:
     """An account whose organisation's name is the hostile text (it is shown on every page)."""
-    email = f"csp-{new_id('u')[-10:].lower()}@example.com"
-    answer = httpx.post(f"{relay_stack}/v1/auth/register",
-                        json={"email": email, "password": PASSWORD, "tenant_name": HOSTILE}, timeout=30)
-    assert answer.status_code == 201, answer.text
-    return Account(email, PASSWORD, answer.json()["tenant_id"])
+    return make_account(relay_stack, "csp", tenant_name=HOSTILE)
 
 
 @pytest.fixture
