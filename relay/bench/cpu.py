@@ -62,14 +62,16 @@ def backend_pids(conninfo: str, database: str) -> list[int]:
 class CpuMeter:
     """CPU seconds spent by each component between start() and stop()."""
 
-    def __init__(self, conninfo: str, database: str, components: dict[str, list[int]]) -> None:
+    def __init__(self, conninfo: str, database: str, components: dict[str, list[int]],
+                 alone: dict[str, list[int]] | None = None) -> None:
         self.conninfo = conninfo
         self.database = database
-        self.components = components  # name -> top-level pids
+        self.components = components  # name -> top-level pids, counted with their descendants
+        self.alone = alone or {}  # name -> pids counted without their children (the bench itself)
         self._start: dict[str, dict[int, float]] = {}
 
     def _pids(self) -> dict[str, list[int]]:
-        pids = {name: family(top) for name, top in self.components.items()}
+        pids = {name: family(top) for name, top in self.components.items()} | self.alone
         pids["postgresql"] = backend_pids(self.conninfo, self.database)
         return pids
 
