@@ -155,6 +155,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     from relay.log import configure_logging
+    from relay.runtime import tune_garbage_collector
     from relay.worker.run import install_stop_signals, run_worker
 
     configure_logging(settings.log_format, settings.log_level)
@@ -165,6 +166,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         install_stop_signals(stop)
         await run_worker(settings, conninfo, stop, concurrency=args.concurrency)
 
+    tune_garbage_collector()
     try:
         _run(main())
     except WorkerFailed:
@@ -178,6 +180,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from relay.api.app import create_app
     from relay.db.migrate import migrate
     from relay.log import configure_logging
+    from relay.runtime import tune_garbage_collector
     from relay.urlguard import DEV_NETWORKS, parse_networks
     from relay.worker.run import install_stop_signals, run_worker
 
@@ -220,6 +223,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
         if isinstance(worker_result, WorkerFailed):
             raise worker_result
 
+    tune_garbage_collector()
     try:
         _run(main())
     except WorkerFailed:
