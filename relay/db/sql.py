@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg import _queries as psycopg_queries
 from psycopg.rows import dict_row
 
 import relay
@@ -54,6 +55,16 @@ def _strip_comments(body: str) -> str:
 
 
 queries = load_queries(sql_dir() / "queries")
+
+# psycopg finds a query's %(name)s placeholders with a regular expression on every execution
+# unless the text is at most MAX_CACHED_STATEMENT_LENGTH bytes (4,096): a guard against
+# caching ad-hoc text. Relay's queries are this fixed set, and the hot ones are longer (the
+# claim ~10 kB, recording ~9 kB, group ingest ~6 kB): profiled at 1,000 events/s, converting
+# them again took ~7 % of the worker's CPU. Raising the limit to the longest of them lets
+# psycopg's own (bounded, 128-entry) cache keep their conversion.
+psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
+    psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, *(len(q.encode()) for q in queries.values())
+)
 
 
 async def fetch_all(conn: AsyncConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

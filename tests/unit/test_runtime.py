@@ -19,3 +19,14 @@ def test_tuning_freezes_start_up_objects_and_raises_the_young_threshold() -> Non
     assert after == [young, before[1], before[2]]
     assert young > before[0]
     assert frozen > 1000  # the modules' objects: out of every later collection's scan
+
+
+def test_every_named_query_is_short_enough_for_psycopgs_conversion_cache() -> None:
+    # Longer ones were converted (placeholders found by a regular expression) on every execution.
+    from psycopg import _queries as psycopg_queries
+
+    from relay.db.sql import queries
+
+    longest = max(len(q.encode()) for q in queries.values())
+    assert longest > 4096  # the claim, recording and group ingest are: the reason for raising the limit
+    assert psycopg_queries.MAX_CACHED_STATEMENT_LENGTH >= longest
