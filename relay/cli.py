@@ -9,7 +9,10 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
+from relay.runtime import has_uvloop, run, tune_garbage_collector
 from relay.settings import Settings, load_settings
 from relay.supervise import WorkerFailed
 
@@ -145,7 +148,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
         workers=args.workers,
         log_level="warning",
         access_log=False,
-        loop="uvloop" if _has_uvloop() else "asyncio",
+        loop="uvloop" if has_uvloop() else "asyncio",
         http="httptools",
         lifespan="on",
         proxy_headers=settings.trusted_proxies is not None,
@@ -155,7 +158,6 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     from relay.log import configure_logging
-    from relay.runtime import tune_garbage_collector
     from relay.worker.run import install_stop_signals, run_worker
 
     configure_logging(settings.log_format, settings.log_level)
@@ -180,7 +182,6 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from relay.api.app import create_app
     from relay.db.migrate import migrate
     from relay.log import configure_logging
-    from relay.runtime import tune_garbage_collector
     from relay.urlguard import DEV_NETWORKS, parse_networks
     from relay.worker.run import install_stop_signals, run_worker
 
@@ -236,23 +237,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> None:
     sys.exit(run_bench(args, settings))
 
 
-def _has_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _run(coro: object) -> None:
-    if _has_uvloop():
-        import uvloop
-
-        with contextlib.suppress(KeyboardInterrupt):
-            uvloop.run(coro)  # type: ignore[arg-type]
-    else:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(coro)  # type: ignore[arg-type]
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        run(coro)
 
 
 def default_api_workers() -> int:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # The youngest generation is collected every this many net allocations (CPython's default: 700).
 YOUNG_GENERATION_THRESHOLD = 20_000
@@ -24,3 +29,21 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
+
+
+def has_uvloop() -> bool:
+    """Whether uvloop is installed (a dependency everywhere but Windows)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop where it is installed (less CPU per request than asyncio's own loop)."""
+    if has_uvloop():
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)

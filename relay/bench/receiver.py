@@ -19,6 +19,8 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
+from relay.runtime import has_uvloop
+
 
 class _Envelope(msgspec.Struct):
     timestamp: str
@@ -100,11 +102,12 @@ def serve(port: int) -> None:
     app.router.add_get("/stats/{name}", stats)
     app.router.add_post("/reset", reset)
     app.router.add_post("/window", window)
-    try:  # the receiver shares the machine with what the bench measures: the cheaper loop where installed
+    # The receiver shares the machine with what the bench measures: the cheaper loop where installed.
+    if has_uvloop():
         import uvloop
 
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:
+    else:
         loop = asyncio.new_event_loop()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=1024, loop=loop)
 

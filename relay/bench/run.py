@@ -9,7 +9,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from relay.bench.receiver import Stats
 from relay.db.admin import create_database, drop_database, server_version
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
+from relay.runtime import run
 from relay.settings import Settings
 
 BENCH_DB = "relay_bench"
@@ -313,16 +313,6 @@ def _cpu_per_event(cpu: dict[str, float], events: float) -> dict[str, Any]:
     return result
 
 
-def _run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run the load generator on uvloop where it is installed (as `relay api` runs): the generator shares
-    the machine with what it measures, and the default loop costs it more CPU per request."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
 def say(args: argparse.Namespace, text: str) -> None:
     if not args.json:
         print(text, file=sys.stderr, flush=True)
@@ -353,9 +343,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     procs = Processes(conninfo, logs, rate_limited=not args.no_rate_limit)
     try:
         if args.scenario == "noisy-neighbour":
-            result = _run(_noisy(args, conninfo, procs))
+            result = run(_noisy(args, conninfo, procs))
         else:
-            result = _run(_bench(args, conninfo, procs))
+            result = run(_bench(args, conninfo, procs))
     finally:
         procs.stop()
         if not args.keep:

@@ -33,6 +33,14 @@ def test_bench_completes_and_prints_a_result_line(conninfo: str) -> None:
     assert figures["ingest_single_events"] == 200 and figures["fanout"] == 2
     for key in ("ingest_single_events_per_s", "ingest_batch_events_per_s", "drain_deliveries_per_s", "delivery_e2e_p95_ms"):
         assert figures[key] > 0, key
+    # Relay's own CPU per event, and apart from it what the bench's load generator and receiver
+    # spent: the machine's total bounds the single-event figure.
+    relay_cpu, tools = figures["single_cpu_ms_per_event"], figures["single_bench_tools_cpu_ms_per_event"]
+    assert set(relay_cpu) == {"api", "worker", "postgresql", "total"} and relay_cpu["total"] > 0
+    assert set(tools) == {"receiver", "load_generator"} and all(v > 0 for v in tools.values())
+    machine = figures["single_machine_cpu_ms_per_event"]
+    assert abs(machine - relay_cpu["total"] - sum(tools.values())) < 0.01
+    assert figures["single_machine_ceiling_events_per_s"] == round(1000 * figures["cores"] / machine)
 
 
 def test_noisy_neighbour_scenario_prints_the_quiet_tenants_latency_and_cleans_up(conninfo: str) -> None:
