@@ -29,6 +29,7 @@ from relay.api.events import EventController
 from relay.api.health import health, ready
 from relay.api.metrics import http_metrics, metrics, metrics_head
 from relay.api.nul_guard import refuse_nul_characters
+from relay.api.open_counts import OpenCounts
 from relay.api.openapi import document_common_errors, document_decoded_bodies, mark_strict_bodies
 from relay.api.operations import OperationController
 from relay.api.security_headers import add_security_headers
@@ -69,6 +70,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         # remembered until revoked (relay/db/key_cache.py): the hot path has one round trip.
         app.state.group_commit = GroupCommit(app.state.pool)
         app.state.group_commit.start()
+        app.state.open_counts = OpenCounts(app.state.pool)  # /v1/stats on a large queue (relay/api/open_counts.py)
         app.state.jobs = api_jobs_app(conninfo)
         try:
             async with (
@@ -79,6 +81,7 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
                 yield
         finally:
             await app.state.group_commit.stop()
+            await app.state.open_counts.close()
             await app.state.pool.close()
             await jobs_pool.close()
 

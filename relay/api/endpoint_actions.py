@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
@@ -154,11 +155,11 @@ class EndpointActionController(Controller):
         return endpoint_out(row, db.settings)
 
     @get("/stats", operation_id="getEndpointStats", responses=problem_responses(401, 404))
-    async def stats(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId) -> EndpointStats:
+    async def stats(self, db: NamedDependency[TenantDb], endpoint_id: EndpointId, state: State) -> EndpointStats:
         """Circuit state, failure clock, and today's deliveries, latency and failures for this endpoint."""
         row = await endpoint_or_404(db, endpoint_id)
         return EndpointStats(
-            **await health_figures(db, endpoint_id),
+            **await health_figures(db, endpoint_id, state.open_counts),
             endpoint_id=endpoint_id,
             enabled=row["enabled"],
             disabled_reason=row["disabled_reason"],

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from relay.api.errors import Problem, problem_responses
+from relay.api.open_counts import OpenCounts
 from relay.api.rows import from_row
 from relay.db.rollups import quantile_ms
 from relay.db.tenant_db import TenantDb
@@ -84,11 +86,11 @@ def start_of_day() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any]:
+async def health_figures(db: TenantDb, endpoint_id: str | None, open_counts: OpenCounts) -> dict[str, Any]:
     """Gather the figures shared by the tenant and endpoint stats (`endpoint_id` None: the whole tenant)."""
     rollup = await db.fetch_one("tenant_rollups_since", endpoint_id=endpoint_id, since=start_of_day())
     assert rollup is not None
-    open_rows = {row["state"]: row for row in await db.fetch_all("open_delivery_counts", endpoint_id=endpoint_id)}
+    open_rows = {row["state"]: row for row in await open_counts.rows(db, endpoint_id)}
     queue = Queue(depth=sum(row["due"] for row in open_rows.values()),
                   lag_seconds=round(max((row["lag_seconds"] for row in open_rows.values()), default=0.0), 3))
     dead_letter = await db.fetch_one("dead_letter_size", endpoint_id=endpoint_id)
@@ -114,12 +116,12 @@ async def health_figures(db: TenantDb, endpoint_id: str | None) -> dict[str, Any
 
 
 @get("/v1/stats", operation_id="getStats", tags=["stats"], responses=problem_responses(401))
-async def tenant_stats(db: NamedDependency[TenantDb]) -> TenantStats:
+async def tenant_stats(db: NamedDependency[TenantDb], state: State) -> TenantStats:
     """Endpoints, today's events and deliveries, success rate, dead letter, latency, queue and recent failures."""
     endpoints = await db.fetch_one("endpoint_counts")
     assert endpoints is not None  # an aggregate always returns its row
     events = await db.fetch_one("events_since", since=start_of_day())
-    figures = await health_figures(db, None)
+    figures = await health_figures(db, None, state.open_counts)
     return TenantStats(**figures, endpoints=EndpointCounts(**endpoints), events_today=events["n"] if events else 0)
 
 
