@@ -158,3 +158,27 @@ def test_relay_dev_runs_on_embedded_postgres_and_delivers(tmp_path) -> None:
     assert "relay.dev.stopped" in log
     assert "relay.dev.ssrf_relaxed" in log and "127.0.0.0/8" in log  # it says it delivers to local networks
     assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
+
+
+def test_the_embedded_postgres_stops_after_a_killed_user_too(tmp_path) -> None:
+    """A process using the embedded server killed with SIGKILL must not keep it running for ever after."""
+    home = tmp_path / "relay-home"
+    start = ("import sys, time; from pathlib import Path; from relay.embedded import embedded_url;"
+             " embedded_url(Path(sys.argv[1])); print('up', flush=True); time.sleep(float(sys.argv[2]))")
+    victim = subprocess.Popen([sys.executable, "-c", start, str(home), "600"], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert victim.stdout is not None and victim.stdout.readline().strip() == "up"
+        assert (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        victim.kill()  # no atexit: it stays on the server's list of users
+        victim.wait(30)
+    postmaster = home / "pgdata" / "postmaster.pid"
+    try:
+        # The next user joins the running server and, leaving as the last live user, stops it.
+        subprocess.run([sys.executable, "-c", start, str(home), "0"], cwd=REPO, check=True, timeout=120,
+                       capture_output=True)
+        assert not postmaster.exists(), "the embedded PostgreSQL is still running"
+    finally:
+        if postmaster.exists():  # the test failed: do not leave the server behind
+            os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)
