@@ -182,3 +182,16 @@ def test_the_embedded_postgres_stops_after_a_killed_user_too(tmp_path) -> None:
     finally:
         if postmaster.exists():  # the test failed: do not leave the server behind
             os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)
+
+
+def test_the_embedded_postgres_checkpoints_rarely(tmp_path) -> None:
+    """The embedded server gets the WAL settings that keep checkpoints from firing every two minutes."""
+    from relay.embedded import SETTINGS
+
+    code = ("import sys, json, psycopg; from pathlib import Path; from relay.embedded import embedded_url, SETTINGS;"
+            " url = embedded_url(Path(sys.argv[1]));"
+            " c = psycopg.connect(url); print(json.dumps({n: c.execute('SHOW ' + n).fetchone()[0] for n in SETTINGS}))")
+    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "relay-home")], cwd=REPO, check=True,
+                           timeout=120, capture_output=True, text=True)
+    assert json.loads(shown.stdout) == SETTINGS == {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
+    assert not (tmp_path / "relay-home" / "pgdata" / "postmaster.pid").exists()
