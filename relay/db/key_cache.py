@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import psycopg
 import structlog
@@ -32,6 +33,34 @@ SESSIONS_CHANNEL = "relay_sessions"  # a user id: that user's access tokens issu
 TTL_SECONDS = 60.0
 MAX_KEYS = 10_000
 MAX_USERS = 10_000
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Expiring(Generic[K, V]):
+    """A bounded map whose entries expire `ttl` seconds after they were stored (least recently stored out first)."""
+
+    def __init__(self, ttl: float, limit: int) -> None:
+        self.ttl, self.limit = ttl, limit
+        self.entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        value, stored_at = entry
+        if time.monotonic() - stored_at > self.ttl:
+            del self.entries[key]
+            return None
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.entries[key] = (value, time.monotonic())
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.limit:
+            self.entries.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,83 +81,56 @@ class SessionCutoffs:
     """
 
     def __init__(self, ttl_seconds: float = TTL_SECONDS, max_users: int = MAX_USERS) -> None:
-        self.ttl = ttl_seconds
-        self.max_users = max_users
-        self._entries: OrderedDict[str, tuple[Cutoff, float]] = OrderedDict()
+        self._entries: _Expiring[str, Cutoff] = _Expiring(ttl_seconds, max_users)
         self.listening = False
         self.generation = 0  # moves on with every drop: reads begun before it are not stored
 
     def get(self, user_id: str) -> Cutoff | None:
         """Return the user's cached cutoff, or None (ask the database)."""
-        if not self.listening:
-            return None
-        entry = self._entries.get(user_id)
-        if entry is None:
-            return None
-        cutoff, stored_at = entry
-        if time.monotonic() - stored_at > self.ttl:
-            del self._entries[user_id]
-            return None
-        return cutoff
+        return self._entries.get(user_id) if self.listening else None
 
     def put(self, user_id: str, cutoff: Cutoff, generation: int) -> None:
         """Remember what the database said, unless a notification came since the read began (`generation`)."""
-        if not self.listening or generation != self.generation:
-            return
-        self._entries[user_id] = (cutoff, time.monotonic())
-        self._entries.move_to_end(user_id)
-        while len(self._entries) > self.max_users:
-            self._entries.popitem(last=False)
+        if self.listening and generation == self.generation:
+            self._entries.put(user_id, cutoff)
 
     def forget(self, user_id: str) -> None:
         self.generation += 1
-        self._entries.pop(user_id, None)
+        self._entries.entries.pop(user_id, None)
 
     def clear(self) -> None:
         self.generation += 1
-        self._entries.clear()
+        self._entries.entries.clear()
 
 
 class ApiKeyCache:
     """Key hash → principal, for keys known to be live."""
 
     def __init__(self, ttl_seconds: float = TTL_SECONDS, max_keys: int = MAX_KEYS) -> None:
-        self.ttl = ttl_seconds
-        self.max_keys = max_keys
-        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self._entries: _Expiring[bytes, Principal] = _Expiring(ttl_seconds, max_keys)
         self.listening = False  # only then is the cache consulted
         self.hits = 0
         self.sessions = SessionCutoffs(ttl_seconds)  # followed by the same listener
 
     def get(self, key_hash: bytes) -> Principal | None:
         """Return the principal of a cached live key, or None (ask the database)."""
-        if not self.listening:
-            return None
-        entry = self._entries.get(key_hash)
-        if entry is None:
-            return None
-        principal, stored_at = entry
-        if time.monotonic() - stored_at > self.ttl:
-            del self._entries[key_hash]
-            return None
-        self.hits += 1
+        principal = self._entries.get(key_hash) if self.listening else None
+        if principal is not None:
+            self.hits += 1
         return principal
 
     def put(self, key_hash: bytes, principal: Principal) -> None:
-        if not self.listening:
-            return
-        self._entries[key_hash] = (principal, time.monotonic())
-        self._entries.move_to_end(key_hash)
-        while len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
+        if self.listening:
+            self._entries.put(key_hash, principal)
 
     def forget_key(self, key_id: str) -> None:
         """Drop a revoked key."""
-        for key_hash in [h for h, (p, _) in self._entries.items() if p.key_id == key_id]:
-            del self._entries[key_hash]
+        entries = self._entries.entries
+        for key_hash in [h for h, (p, _) in entries.items() if p.key_id == key_id]:
+            del entries[key_hash]
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._entries.entries.clear()
 
     async def listen(self, conninfo: str) -> None:
         """Follow revocations until cancelled; reconnect after a lost connection (the cache is off meanwhile)."""
