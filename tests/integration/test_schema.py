@@ -22,7 +22,7 @@ def test_claim_and_record_guards_use_states_from_states_py() -> None:
     claim = queries["claim_due_deliveries"]
     for state in sources_of(DeliveryState.DELIVERING):
         assert f"'{state.value}'" in claim
-    assert "d.state = 'delivering'" in queries["record_outcomes"]
+    assert "d.state::text = 'delivering'" in queries["record_outcomes"]
 
 
 def test_migrate_twice_applies_nothing_the_second_time(conninfo: str, db: psycopg.Connection) -> None:
