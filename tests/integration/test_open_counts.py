@@ -77,3 +77,33 @@ def test_a_large_queue_shares_one_count_then_a_background_recount_replaces_it(
     first, shared, other_endpoint, latest = asyncio.run(scenario())
     assert (first, shared, other_endpoint) == (5, 5, 0)
     assert latest == 8
+
+
+def test_a_count_that_took_long_is_shared_for_longer(conninfo: str, db: psycopg.Connection) -> None:
+    # A shared count lives at least cost_share times as long as it took to make, however short
+    # max_age is: recounting a huge queue back to back would keep a backend busy counting.
+    tenant_id, _ = create_tenant(db, f"test-{uuid.uuid4().hex[:6]}")
+    _add_open(db, tenant_id, 5)
+
+    async def scenario(cost_share: float) -> list[int]:
+        pool = await open_pool(conninfo, min_size=1, max_size=2)
+        counts = OpenCounts(pool, large=5, max_age=0.0, cost_share=cost_share)
+        seen = []
+        try:
+            async with pool.connection() as conn:
+                tenant_db = TenantDb(conn, Principal(tenant_id=tenant_id), Settings())
+                seen.append(_pending(await counts.rows(tenant_db, None)))
+                _add_open(db, tenant_id, 1)
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline and seen[-1] != 6:  # poll: would a recount take over?
+                    await asyncio.sleep(0.05)
+                    seen.append(_pending(await counts.rows(tenant_db, None)))
+        finally:
+            await counts.close()
+            await pool.close()
+        return seen
+
+    # Any count takes well over 1 µs: times 10,000,000 that is more than the 3 s this waits.
+    assert set(asyncio.run(scenario(10_000_000))) == {5}
+    # With no such floor, max_age 0 recounts at once.
+    assert asyncio.run(scenario(0))[-1] == 6
