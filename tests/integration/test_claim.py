@@ -97,13 +97,21 @@ def test_tenants_share_a_round_equally_whatever_their_number_of_endpoints(db) ->
         assert by_tenant[big] >= fair_share
 
 
+def _nodes(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _explain(db: psycopg.Connection, query: str, params: dict) -> list[dict]:
+    plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + queries[query], params).fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    return list(_nodes(plan[0]["Plan"]))
+
+
 def _plan_cost(db: psycopg.Connection) -> int:
     with db.transaction(force_rollback=True):
-        plan = db.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + queries["claim_due_deliveries"], {**PARAMS, "limit": 256}
-        ).fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    top = plan[0]["Plan"]
+        top = _explain(db, "claim_due_deliveries", {**PARAMS, "limit": 256})[0]
     return top["Shared Hit Blocks"] + top["Shared Read Blocks"]
 
 
@@ -145,18 +153,6 @@ def test_a_healthy_receiver_reaches_its_limit_in_a_few_rounds_and_backs_off_on_c
     assert level == 16.0
     step = adjustment([(Signal.FAST, level, threshold)] * 16)  # above the threshold now: about one per round
     assert level_after(db, level, step.congested, step.increment, 32) == pytest.approx(17.0)
-
-
-def _nodes(plan: dict) -> Iterator[dict]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _explain(db: psycopg.Connection, query: str, params: dict) -> list[dict]:
-    plan = db.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + queries[query], params).fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    return list(_nodes(plan[0]["Plan"]))
 
 
 def _claimed_since_the_last_vacuum(db: psycopg.Connection, endpoint: str, count: int) -> None:
