@@ -184,14 +184,37 @@ def test_the_embedded_postgres_stops_after_a_killed_user_too(tmp_path) -> None:
             os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)
 
 
-def test_the_embedded_postgres_checkpoints_rarely(tmp_path) -> None:
-    """The embedded server gets the WAL settings that keep checkpoints from firing every two minutes."""
-    from relay.embedded import SETTINGS
+def test_the_embedded_postgres_checkpoints_rarely_and_has_a_buffer_cache_sized_to_the_machine(tmp_path) -> None:
+    """The embedded server gets the WAL settings that keep checkpoints from firing every two minutes,
+    and a buffer cache of a quarter of the machine's memory (128 MB to 1 GB), which takes a restart
+    that its first start does by itself."""
+    from relay.embedded import SETTINGS, shared_buffers_mb
 
     code = ("import sys, json, psycopg; from pathlib import Path; from relay.embedded import embedded_url, SETTINGS;"
             " url = embedded_url(Path(sys.argv[1]));"
-            " c = psycopg.connect(url); print(json.dumps({n: c.execute('SHOW ' + n).fetchone()[0] for n in SETTINGS}))")
-    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "relay-home")], cwd=REPO, check=True,
-                           timeout=120, capture_output=True, text=True)
-    assert json.loads(shown.stdout) == SETTINGS == {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
+            " c = psycopg.connect(url); names = [*SETTINGS, 'shared_buffers'];"
+            " print(json.dumps({n: c.execute('SHOW ' + n).fetchone()[0] for n in names}))")
+    shown = json.loads(subprocess.run([sys.executable, "-c", code, str(tmp_path / "relay-home")], cwd=REPO,
+                                      check=True, timeout=120, capture_output=True, text=True).stdout)
+    buffers = shown.pop("shared_buffers")
+    assert shown == SETTINGS == {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    expected = shared_buffers_mb()
+    assert 128 <= expected <= 1024
+    assert buffers == (f"{expected // 1024}GB" if expected % 1024 == 0 else f"{expected}MB")
+    assert buffers != "128MB" or memory < 600 * 2**20, "the buffer cache kept PostgreSQL's default"
+    assert not (tmp_path / "relay-home" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_an_embedded_postgres_that_cannot_have_its_buffer_cache_starts_with_the_default(tmp_path) -> None:
+    """A memory limit Relay cannot see must not leave `relay dev` without a database: the server
+    starts with PostgreSQL's default buffer cache, and says so."""
+    code = ("import sys, psycopg; from pathlib import Path; import relay.embedded as e;"
+            " e.shared_buffers_mb = lambda: 2 * 2**20;"  # 2 TB: more shared memory than this machine can map
+            " url = e.embedded_url(Path(sys.argv[1]));"
+            " print(psycopg.connect(url).execute('SHOW shared_buffers').fetchone()[0])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "relay-home")], cwd=REPO, check=True,
+                          timeout=120, capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "128MB"
+    assert "embedded.shared_buffers_refused" in done.stdout + done.stderr
     assert not (tmp_path / "relay-home" / "pgdata" / "postmaster.pid").exists()
