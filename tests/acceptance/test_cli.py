@@ -209,6 +209,8 @@ def test_the_embedded_postgres_checkpoints_rarely_and_has_a_buffer_cache_sized_t
 def test_an_embedded_postgres_that_cannot_have_its_buffer_cache_starts_with_the_default(tmp_path) -> None:
     """A memory limit Relay cannot see must not leave `relay dev` without a database: the server
     starts with PostgreSQL's default buffer cache, and says so."""
+    if Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "1":
+        pytest.skip("this kernel maps any amount of memory (vm.overcommit_memory = 1): nothing makes the start fail")
     code = ("import sys, psycopg; from pathlib import Path; import relay.embedded as e;"
             " e.shared_buffers_mb = lambda: 2 * 2**20;"  # 2 TB: more shared memory than this machine can map
             " url = e.embedded_url(Path(sys.argv[1]));"
