@@ -3,8 +3,11 @@
 Run as its own process (`python -m relay.bench.receiver PORT`) so it does not share an
 event loop with the load generator. `POST /hook/{name}` answers at once;
 `POST /slow/{ms}/{name}` answers after `ms` milliseconds (a slow but healthy endpoint).
-`GET /stats` reports what it has seen in total, `GET /stats/{name}` for one name;
-`POST /window` reports what it has seen since the previous `/window` call (the soak's
+`GET /stats` reports what it has seen in total, `GET /stats/{name}` for one name, with
+every delivery's latency; `GET /count` and `GET /count/{name}` report the same without the
+latencies, for polling: a million latencies are ~18 MB of JSON, and encoding them four times
+a second stalled this receiver's loop (and the bench's) long enough to slow the very drain
+being measured as it went on; `POST /window` reports what it has seen since the previous `/window` call (the soak's
 minute-by-minute figures) and starts a new window.
 """
 
@@ -36,6 +39,15 @@ class Stats(msgspec.Struct):
     max_concurrent: int = 0
 
 
+class Count(msgspec.Struct):
+    """What the receiver has counted since the last reset, without the latencies (cheap to poll)."""
+
+    received: int
+    first_at: float | None
+    last_at: float | None
+    max_concurrent: int = 0
+
+
 @dataclass
 class _Counter:
     received: int = 0
@@ -47,6 +59,9 @@ class _Counter:
 
     def stats(self) -> Stats:
         return Stats(self.received, self.first_at, self.last_at, self.latencies, self.max_concurrent)
+
+    def count(self) -> Count:
+        return Count(self.received, self.first_at, self.last_at, self.max_concurrent)
 
 
 def serve(port: int) -> None:
@@ -87,6 +102,10 @@ def serve(port: int) -> None:
         counter = counters.get(request.match_info.get("name", ""), _Counter())
         return web.Response(body=msgspec.json.encode(counter.stats()), content_type="application/json")
 
+    async def count(request: web.Request) -> web.Response:
+        counter = counters.get(request.match_info.get("name", ""), _Counter())
+        return web.Response(body=msgspec.json.encode(counter.count()), content_type="application/json")
+
     async def window(_: web.Request) -> web.Response:
         counter = counters.pop("\0window", _Counter())
         return web.Response(body=msgspec.json.encode(counter.stats()), content_type="application/json")
@@ -100,6 +119,8 @@ def serve(port: int) -> None:
     app.router.add_post("/slow/{ms:\\d+}/{name}", slow)
     app.router.add_get("/stats", stats)
     app.router.add_get("/stats/{name}", stats)
+    app.router.add_get("/count", count)
+    app.router.add_get("/count/{name}", count)
     app.router.add_post("/reset", reset)
     app.router.add_post("/window", window)
     # The receiver shares the machine with what the bench measures: the cheaper loop where installed.

@@ -20,7 +20,7 @@ from relay import __version__
 from relay.bench.cpu import CpuMeter, reset_statements, top_statements
 from relay.bench.paced import fixed_rate, soak
 from relay.bench.processes import ChildProcess, free_port, relay_command
-from relay.bench.receiver import Stats
+from relay.bench.receiver import Count, Stats
 from relay.db.admin import create_database, drop_database, server_version
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
@@ -127,11 +127,13 @@ async def _receiver_stats(session, base: str) -> Stats:
 
 
 async def _wait_received(session, base: str, expected: int, timeout: float) -> Stats:
+    """Poll the receiver's count until `expected` arrived (or `timeout`); then fetch its latencies once."""
     deadline = time.monotonic() + timeout
     while True:
-        stats = await _receiver_stats(session, base)
-        if stats.received >= expected or time.monotonic() > deadline:
-            return stats
+        async with session.get(f"{base}/count") as response:
+            count = msgspec.json.decode(await response.read(), type=Count)
+        if count.received >= expected or time.monotonic() > deadline:
+            return await _receiver_stats(session, base)
         await asyncio.sleep(0.2)
 
 

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 
+from relay.bench.processes import free_port
 from relay.db.admin import database_url
-from tests.support import REPO, relay_env
+from tests.support import REPO, relay_env, wait_until
 
 
 def bench_database_exists(conninfo: str) -> bool:
@@ -84,3 +86,32 @@ def test_soak_prints_a_line_per_interval_with_sizes_cpu_and_server_activity(conn
     assert "cpu_busy_%" in result.stdout and "checkpoints" in result.stdout
     assert figures["cpu_ms_per_event"]["total"] > 0
     assert not bench_database_exists(conninfo)
+
+
+def test_the_bench_receiver_counts_without_the_latencies_for_polling() -> None:
+    # The bench polls how many deliveries arrived several times a second through a drain of up to
+    # 1,000,000: the count must not carry every latency (it did: ~18 MB of JSON per poll at the end).
+    port = free_port()
+    receiver = subprocess.Popen([sys.executable, "-m", "relay.bench.receiver", str(port)], cwd=REPO)
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/count").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, timeout=30, what="the bench receiver")
+        for name in ("a", "a", "b"):
+            sent = httpx.post(f"{base}/hook/{name}", json={"timestamp": "2026-11-29T10:00:00+00:00"})
+            assert sent.status_code == 204
+        stats, count = httpx.get(f"{base}/stats").json(), httpx.get(f"{base}/count").json()
+        assert len(stats["latencies_ms"]) == stats["received"] == count["received"] == 3
+        assert "latencies_ms" not in count
+        assert count["first_at"] == stats["first_at"] and count["last_at"] == stats["last_at"]
+        assert httpx.get(f"{base}/count/a").json()["received"] == 2
+        assert httpx.get(f"{base}/count/b").json()["received"] == 1
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
