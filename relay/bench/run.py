@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -320,8 +321,21 @@ def say(args: argparse.Namespace, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+def _end_on_sigterm() -> None:
+    """End the bench on SIGTERM as on Ctrl-C: through the `finally` blocks that stop every process it
+    started and drop its database. Left to the default action, a `timeout relay bench …`, a CI runner
+    or a `kill` ended the bench alone and left its API, worker and receiver running."""
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole benchmark and print the result block; return the exit code."""
+    _end_on_sigterm()
     if args.stats:
         from relay.bench.stats import run_stats_bench
 

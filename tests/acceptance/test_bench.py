@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -86,6 +91,65 @@ def test_soak_prints_a_line_per_interval_with_sizes_cpu_and_server_activity(conn
     assert "cpu_busy_%" in result.stdout and "checkpoints" in result.stdout
     assert figures["cpu_ms_per_event"]["total"] > 0
     assert not bench_database_exists(conninfo)
+
+
+def children_of(pid: int) -> set[int]:
+    """The pids whose parent is `pid`, read from /proc."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # it ended meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_terminated_bench_stops_every_process_it_started_and_drops_its_database(conninfo: str) -> None:
+    # `timeout relay bench …`, a CI runner giving up, `kill`: SIGTERM, not Ctrl-C. The bench must go the
+    # way Ctrl-C goes — its API, worker and receiver stopped, its database dropped — not leave them running.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relay", "bench", "--scenario", "backlog", "--backlog-events", "20000",
+         "--drain-timeout", "600"],
+        env=relay_env(conninfo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    children: set[int] = set()
+    try:
+        deadline, said = time.monotonic() + 180, []
+        while not any(line.startswith("draining") for line in said):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(said)
+            try:
+                said.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+        # Draining: the receiver, the API and the worker run, children of the bench.
+        def three_children() -> set[int] | None:
+            found = children_of(proc.pid)
+            return found if len(found) >= 3 else None
+
+        children = wait_until(three_children, timeout=30, what="the bench's receiver, API and worker")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        assert [pid for pid in children if alive(pid)] == []
+        assert not bench_database_exists(conninfo)
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_the_bench_receiver_counts_without_the_latencies_for_polling() -> None:
