@@ -7,8 +7,8 @@ event loop with the load generator. `POST /hook/{name}` answers at once;
 every delivery's latency; `GET /count` and `GET /count/{name}` report the same without the
 latencies, for polling: a million latencies are ~18 MB of JSON, and encoding them four times
 a second stalled this receiver's loop (and the bench's) long enough to slow the very drain
-being measured as it went on; `POST /window` reports what it has seen since the previous `/window` call (the soak's
-minute-by-minute figures) and starts a new window.
+being measured as it went on. `POST /window` reports what it has seen since the previous
+`/window` call (the soak's minute-by-minute figures) and starts a new window.
 """
 
 from __future__ import annotations

@@ -349,6 +349,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         try:
             run_dashboard_bench(settings, server)
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # cleaning up already: a SIGTERM now must not cut it short
             if not args.keep:
                 drop_database(server, DATABASE)
         return 0
@@ -363,6 +364,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         else:
             result = run(_bench(args, conninfo, procs))
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # cleaning up already: a SIGTERM now must not cut it short
         procs.stop()
         if not args.keep:
             drop_database(server, BENCH_DB)
