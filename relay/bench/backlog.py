@@ -17,6 +17,7 @@ import aiohttp
 import msgspec
 
 from relay.bench.paced import percentile
+from relay.bench.receiver import fetch_count
 
 
 async def make_backlog(session: aiohttp.ClientSession, api: str, headers: dict[str, str], total: int,
@@ -73,8 +74,7 @@ async def drain_with_probes(args: argparse.Namespace, session: aiohttp.ClientSes
     received = 0
     while received < expected:
         await asyncio.sleep(0.25)
-        async with session.get(f"{receiver}/count") as response:  # not /stats: no latencies wanted here
-            received = msgspec.json.decode(await response.read())["received"]
+        received = (await fetch_count(session, receiver)).received  # not /stats: no latencies wanted here
         while next_mark and received >= next_mark and len(tenths) < 10:
             now = time.perf_counter()
             tenths.append(round((expected // 10) / (now - mark_started), 1))

@@ -20,7 +20,7 @@ import msgspec
 import psycopg
 
 from relay import __version__
-from relay.bench.receiver import Count, Stats
+from relay.bench.receiver import Stats, fetch_count
 from relay.db.admin import server_version
 from relay.db.tenants import create_tenant
 
@@ -28,11 +28,6 @@ from relay.db.tenants import create_tenant
 async def _stats(session: aiohttp.ClientSession, receiver: str, name: str) -> Stats:
     async with session.get(f"{receiver}/stats/{name}") as response:
         return msgspec.json.decode(await response.read(), type=Stats)
-
-
-async def _count(session: aiohttp.ClientSession, receiver: str, name: str) -> Count:
-    async with session.get(f"{receiver}/count/{name}") as response:
-        return msgspec.json.decode(await response.read(), type=Count)
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: object, key: str, expect: int) -> dict:
@@ -70,7 +65,7 @@ async def run_noisy_neighbour(args: argparse.Namespace, conninfo: str, procs, ap
             ]
             await _post(session, f"{api}/v1/events/batch", {"events": events}, noisy_key, 202)
         deadline = time.monotonic() + 60
-        while (await _count(session, receiver, "noisy")).max_concurrent == 0:  # the backlog is being worked on
+        while (await fetch_count(session, receiver, "noisy")).max_concurrent == 0:  # the backlog is being worked on
             if time.monotonic() > deadline:
                 raise SystemExit("bench: the noisy endpoint received nothing within 60 s")
             await asyncio.sleep(0.1)
@@ -84,7 +79,7 @@ async def run_noisy_neighbour(args: argparse.Namespace, conninfo: str, procs, ap
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
-        noisy_stats = await _count(session, receiver, "noisy")
+        noisy_stats = await fetch_count(session, receiver, "noisy")
         # Stop the backlog: nobody needs to wait for it.
         await _post(session, f"{api}/v1/endpoints/{noisy['id']}/pause", {}, noisy_key, 200)
     latencies = quiet.latencies_ms

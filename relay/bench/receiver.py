@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import aiohttp
 import msgspec
 from aiohttp import web
 
@@ -62,6 +63,12 @@ class _Counter:
 
     def count(self) -> Count:
         return Count(self.received, self.first_at, self.last_at, self.max_concurrent)
+
+
+async def fetch_count(session: aiohttp.ClientSession, base: str, name: str = "") -> Count:
+    """The receiver at `base`'s count (of deliveries to `name`, or of all), without the latencies."""
+    async with session.get(f"{base}/count/{name}" if name else f"{base}/count") as response:
+        return msgspec.json.decode(await response.read(), type=Count)
 
 
 def serve(port: int) -> None:

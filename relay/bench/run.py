@@ -21,7 +21,7 @@ from relay import __version__
 from relay.bench.cpu import CpuMeter, reset_statements, top_statements
 from relay.bench.paced import fixed_rate, soak
 from relay.bench.processes import ChildProcess, free_port, relay_command
-from relay.bench.receiver import Count, Stats
+from relay.bench.receiver import Stats, fetch_count
 from relay.db.admin import create_database, drop_database, server_version
 from relay.db.migrate import migrate
 from relay.db.tenants import create_tenant
@@ -131,8 +131,7 @@ async def _wait_received(session, base: str, expected: int, timeout: float) -> S
     """Poll the receiver's count until `expected` arrived (or `timeout`); then fetch its latencies once."""
     deadline = time.monotonic() + timeout
     while True:
-        async with session.get(f"{base}/count") as response:
-            count = msgspec.json.decode(await response.read(), type=Count)
+        count = await fetch_count(session, base)
         if count.received >= expected or time.monotonic() > deadline:
             return await _receiver_stats(session, base)
         await asyncio.sleep(0.2)
