@@ -13,16 +13,10 @@ SELECT coalesce(sum(events), 0)::bigint AS n FROM relay.event_counts
 WHERE tenant_id = %(tenant_id)s AND hour >= date_trunc('hour', %(since)s::timestamptz);
 
 -- name: open_delivery_counts
--- Deliveries not finished yet, by state (an index holds only these, so it stays quick), and
--- in the same pass those due now (not held, not in flight) and how long the oldest has waited.
-SELECT state::text, count(*) AS n, count(*) FILTER (WHERE held_by IS NOT NULL) AS held,
-       count(*) FILTER (WHERE state <> 'delivering' AND held_by IS NULL AND next_attempt_at <= now()) AS due,
-       coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (
-           WHERE state <> 'delivering' AND held_by IS NULL AND next_attempt_at <= now())), 0)::float8 AS lag_seconds
-FROM relay.deliveries
-WHERE tenant_id = %(tenant_id)s AND state IN ('pending', 'retrying', 'delivering')
-  AND (%(endpoint_id)s::text IS NULL OR endpoint_id = %(endpoint_id)s)
-GROUP BY state;
+-- Deliveries not finished yet, by state, and in the same pass those due now (not held, not in
+-- flight) and how long the oldest has waited: always from the index that holds only these
+-- (relay.open_delivery_counts, sql/migrations/0015_open_counts_plan.sql).
+SELECT * FROM relay.open_delivery_counts(%(tenant_id)s, %(endpoint_id)s::text);
 
 -- name: dead_letter_size
 SELECT count(*) AS n FROM relay.dead_letter
