@@ -16,7 +16,7 @@ from relay.settings import Settings
 
 # Queries that bind the tenant: as `tenant_id`, or as `tenant_ids` in the statements that serve
 # several tenants at once (TenantDb passes the caller's tenant as the only element).
-_BINDS_TENANT = re.compile(r"%\(tenant_ids?\)s")
+_BINDS_TENANT = re.compile(r"%\(tenant_ids?\)[sb]")
 _SCOPED = frozenset(name for name, text in queries.items() if _BINDS_TENANT.search(text))
 
 # Statements that touch no tenant's rows, so there is no tenant to bind.

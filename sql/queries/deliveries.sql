@@ -10,7 +10,7 @@
 -- long another endpoint's backlog is. An endpoint never has more attempts in flight than
 -- its cap (relay.concurrency_cap), counted on its row across every worker: rows beyond
 -- the cap stay as they are, due, with no attempt and no lease spent. The count
--- (in_flight) runs from claim to recording; %(credits)s are this worker's attempts that
+-- (in_flight) runs from claim to recording; the credits are this worker's attempts that
 -- have finished on the wire but are not recorded yet — their slots are free at the
 -- receiver, so the claim may use them (no other worker can: they are not its credit).
 -- SKIP LOCKED lets many dispatchers claim at once. Only rows with action 'send' are sent.
@@ -25,7 +25,7 @@ WITH lanes AS (
            relay.concurrency_cap(ep, %(default_max_in_flight)s) - ep.in_flight + coalesce(cr.credit, 0) AS free
     FROM lanes l
     JOIN relay.endpoints ep ON ep.tenant_id = l.tenant_id AND ep.id = l.endpoint_id
-    LEFT JOIN unnest(%(credit_tenant_ids)s::text[], %(credit_endpoint_ids)s::text[], %(credits)s::int[])
+    LEFT JOIN unnest(%(credit_tenant_ids)b::text[], %(credit_endpoint_ids)b::text[], %(credits)b::int[])
         AS cr (tenant_id, endpoint_id, credit) ON cr.tenant_id = l.tenant_id AND cr.endpoint_id = l.endpoint_id
     ORDER BY ep.tenant_id, ep.id
     FOR NO KEY UPDATE OF ep
@@ -211,7 +211,7 @@ WITH expired AS (
 ), counted AS (
     -- Counted apart from the endpoint's own figures (attempts, failures, dead), which they must not move.
     INSERT INTO relay.delivery_rollups AS r (tenant_id, endpoint_id, hour, lost_attempts, latency_buckets)
-    SELECT tenant_id, endpoint_id, date_trunc('hour', now()), count(*), %(empty_buckets)s::bigint[]
+    SELECT tenant_id, endpoint_id, date_trunc('hour', now()), count(*), %(empty_buckets)b::bigint[]
     FROM moved
     GROUP BY tenant_id, endpoint_id
     ORDER BY tenant_id, endpoint_id
@@ -230,12 +230,12 @@ WITH outcome AS (
     SELECT o.*,
            CASE WHEN o.delay_seconds IS NULL THEN NULL
                 ELSE now() + make_interval(secs => o.delay_seconds) END AS next_attempt_at
-    FROM unnest(%(delivery_ids)s::text[], %(tenant_ids)s::text[], %(event_ids)s::text[],
-                %(endpoint_ids)s::text[], %(attempt_numbers)s::int[], %(states)s::relay.delivery_state[],
-                %(delays)s::float8[], %(attempt_ids)s::text[], %(started_at)s::timestamptz[],
-                %(durations)s::int[], %(statuses)s::int[], %(response_headers)s::text[],
-                %(response_bodies)s::text[], %(error_classes)s::text[], %(error_messages)s::text[],
-                %(dead_reasons)s::text[])
+    FROM unnest(%(delivery_ids)b::text[], %(tenant_ids)b::text[], %(event_ids)b::text[],
+                %(endpoint_ids)b::text[], %(attempt_numbers)b::int[], %(states)b::relay.delivery_state[],
+                %(delays)b::float8[], %(attempt_ids)b::text[], %(started_at)b::timestamptz[],
+                %(durations)b::int[], %(statuses)b::int[], %(response_headers)b::text[],
+                %(response_bodies)b::text[], %(error_classes)b::text[], %(error_messages)b::text[],
+                %(dead_reasons)b::text[])
          AS o (delivery_id, tenant_id, event_id, endpoint_id, attempt_number, state, delay_seconds,
                attempt_id, started_at, duration_ms, status, response_headers, response_body,
                error_class, error_message, dead_reason)
@@ -273,9 +273,9 @@ WITH outcome AS (
                ::integer AS released,
            (SELECT e.circuit_state <> 'closed' FROM relay.endpoints e
             WHERE e.tenant_id = h.tenant_id AND e.id = h.endpoint_id) AS circuit_was_open
-    FROM unnest(%(ep_tenant_ids)s::text[], %(ep_endpoint_ids)s::text[], %(judged)s::boolean[],
-                %(trailing_failures)s::int[], %(had_success)s::boolean[], %(first_failure_at)s::timestamptz[],
-                %(congested)s::boolean[], %(increments)s::float8[])
+    FROM unnest(%(ep_tenant_ids)b::text[], %(ep_endpoint_ids)b::text[], %(judged)b::boolean[],
+                %(trailing_failures)b::int[], %(had_success)b::boolean[], %(first_failure_at)b::timestamptz[],
+                %(congested)b::boolean[], %(increments)b::float8[])
          AS h (tenant_id, endpoint_id, judged, trailing_failures, had_success, first_failure_at, congested, increment)
 ), endpoints_after AS (
     UPDATE relay.endpoints ep
@@ -337,7 +337,7 @@ WITH outcome AS (
     -- still 'delivering' in this statement's snapshot, so it is passed over by id).
     UPDATE relay.deliveries d
     SET held_by = NULL, next_attempt_at = now(), updated_at = now()
-    FROM unnest(%(fifo_tenant_ids)s::text[], %(fifo_endpoint_ids)s::text[]) AS f (tenant_id, endpoint_id)
+    FROM unnest(%(fifo_tenant_ids)b::text[], %(fifo_endpoint_ids)b::text[]) AS f (tenant_id, endpoint_id)
     CROSS JOIN LATERAL (
         SELECT o.id, o.held_by FROM relay.deliveries o
         WHERE o.tenant_id = f.tenant_id AND o.endpoint_id = f.endpoint_id
@@ -352,9 +352,9 @@ WITH outcome AS (
                                              duration_ms_sum, latency_buckets)
     SELECT t.tenant_id, t.endpoint_id, t.hour, t.attempts, t.succeeded, t.failed_attempts, t.dead, t.duration_sum,
            ARRAY(SELECT (value)::bigint FROM jsonb_array_elements_text(t.buckets::jsonb))
-    FROM unnest(%(rollup_tenant_ids)s::text[], %(rollup_endpoint_ids)s::text[], %(hours)s::timestamptz[],
-                %(attempts)s::bigint[], %(succeeded)s::bigint[], %(failed_attempts)s::bigint[], %(dead)s::bigint[],
-                %(duration_sums)s::bigint[], %(buckets)s::text[])
+    FROM unnest(%(rollup_tenant_ids)b::text[], %(rollup_endpoint_ids)b::text[], %(hours)b::timestamptz[],
+                %(attempts)b::bigint[], %(succeeded)b::bigint[], %(failed_attempts)b::bigint[], %(dead)b::bigint[],
+                %(duration_sums)b::bigint[], %(buckets)b::text[])
          AS t (tenant_id, endpoint_id, hour, attempts, succeeded, failed_attempts, dead, duration_sum, buckets)
     ORDER BY t.tenant_id, t.endpoint_id, t.hour  -- a fixed order, so two workers never deadlock
     ON CONFLICT (tenant_id, endpoint_id, hour) DO UPDATE SET
@@ -385,7 +385,7 @@ WHERE tenant_id = %(tenant_id)s AND endpoint_id = %(endpoint_id)s
 -- Disable endpoints (410 Gone, failing too long, by request) and end what still waits
 -- for them: those deliveries can never be sent, so they are dead, with the reason.
 WITH target AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(endpoint_ids)s::text[]) AS t (tenant_id, endpoint_id)
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(endpoint_ids)b::text[]) AS t (tenant_id, endpoint_id)
 ), disabled AS (
     UPDATE relay.endpoints ep
     SET enabled = false, disabled_reason = %(reason)s, updated_at = now()
@@ -455,7 +455,7 @@ ORDER BY seq;
 WITH picked AS (
     SELECT d.id, d.seq, d.tenant_id, d.event_id, d.endpoint_id, d.event_type
     FROM relay.deliveries d
-    WHERE d.tenant_id = %(tenant_id)s AND d.id = ANY (%(ids)s::text[]) AND d.state IN ('succeeded', 'dead')
+    WHERE d.tenant_id = %(tenant_id)s AND d.id = ANY (%(ids)b::text[]) AND d.state IN ('succeeded', 'dead')
     FOR UPDATE
 ), made AS (
     INSERT INTO relay.deliveries (id, tenant_id, event_id, endpoint_id, event_type, state, held_by,

@@ -103,4 +103,4 @@ RETURNING id, url;
 
 -- name: existing_endpoints
 SELECT id FROM relay.endpoints
-WHERE tenant_id = %(tenant_id)s AND id = ANY (%(ids)s::text[]) AND deleted_at IS NULL;
+WHERE tenant_id = %(tenant_id)s AND id = ANY (%(ids)b::text[]) AND deleted_at IS NULL;

@@ -6,9 +6,9 @@
 -- idempotency key was already used (the caller then looks the original up).
 WITH incoming AS (
     SELECT *
-    FROM unnest(%(ids)s::text[], %(types)s::text[], %(channels)s::text[], %(bodies)s::bytea[],
-                %(idempotency_keys)s::text[], %(request_hashes)s::bytea[], %(endpoint_ids)s::text[],
-                %(created_at)s::timestamptz[])
+    FROM unnest(%(ids)b::text[], %(types)b::text[], %(channels)b::text[], %(bodies)b::bytea[],
+                %(idempotency_keys)b::text[], %(request_hashes)b::bytea[], %(endpoint_ids)b::text[],
+                %(created_at)b::timestamptz[])
          WITH ORDINALITY
          AS t (id, type, channels, body, idempotency_key, request_hash, endpoint_id, created_at, position)
 ), inserted AS (
@@ -76,7 +76,7 @@ counted_events AS (
 SELECT e.id, e.idempotency_key, e.request_hash,
        (SELECT count(*) FROM relay.deliveries d WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id) AS deliveries
 FROM relay.events e
-WHERE e.tenant_id = %(tenant_id)s AND e.idempotency_key = ANY (%(keys)s::text[]);
+WHERE e.tenant_id = %(tenant_id)s AND e.idempotency_key = ANY (%(keys)b::text[]);
 
 -- name: get_event
 SELECT id, type, channels, body, idempotency_key, created_at FROM relay.events

@@ -15,9 +15,9 @@
 -- a sixth less client CPU per statement (measured: 40 to 34 microseconds per event, groups of 30).
 WITH incoming AS (
     SELECT *
-    FROM unnest(%(tenant_ids)s::text[], %(subjects)s::text[], %(rate_limits)s::integer[], %(ids)s::text[],
-                %(types)s::text[], %(channels)s::text[], %(bodies)b::bytea[], %(idempotency_keys)s::text[],
-                %(request_hashes)b::bytea[], %(endpoint_ids)s::text[], %(created_at)s::timestamptz[])
+    FROM unnest(%(tenant_ids)b::text[], %(subjects)b::text[], %(rate_limits)b::integer[], %(ids)b::text[],
+                %(types)b::text[], %(channels)b::text[], %(bodies)b::bytea[], %(idempotency_keys)b::text[],
+                %(request_hashes)b::bytea[], %(endpoint_ids)b::text[], %(created_at)b::timestamptz[])
          WITH ORDINALITY
          AS t (tenant_id, subject, rate_limit, id, type, channels, body, idempotency_key, request_hash, endpoint_id,
                created_at, position)
@@ -68,5 +68,5 @@ ORDER BY t.position;
 -- For group commit: the originals of replayed requests, for any tenants.
 SELECT e.tenant_id, e.idempotency_key, e.id, e.request_hash,
        (SELECT count(*) FROM relay.deliveries d WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id) AS deliveries
-FROM unnest(%(tenant_ids)s::text[], %(keys)s::text[]) AS k (tenant_id, idempotency_key)
+FROM unnest(%(tenant_ids)b::text[], %(keys)b::text[]) AS k (tenant_id, idempotency_key)
 JOIN relay.events e ON e.tenant_id = k.tenant_id AND e.idempotency_key = k.idempotency_key;

@@ -24,7 +24,7 @@ INSERT INTO relay.schema_migrations (version, name) VALUES (%(version)s, %(name)
 SELECT name FROM relay.procrastinate_migrations;
 
 -- name: record_procrastinate_migrations
-INSERT INTO relay.procrastinate_migrations (name, source) SELECT unnest(%(names)s::text[]), %(source)s;
+INSERT INTO relay.procrastinate_migrations (name, source) SELECT unnest(%(names)b::text[]), %(source)s;
 
 -- name: procrastinate_installed
 -- Unqualified, like procrastinate's own SQL: its objects live in the first schema of the search path.

@@ -3,7 +3,7 @@
 -- these subjects (the account and the client address) has ended; NULL when none is blocked.
 SELECT ceil(extract(epoch FROM max(blocked_until) - now()))::integer AS wait_seconds
 FROM relay.login_throttle
-WHERE subject = ANY(%(subjects)s::text[]) AND blocked_until > now();
+WHERE subject = ANY(%(subjects)b::text[]) AND blocked_until > now();
 
 -- name: count_login_failure
 -- Count one failed login against each subject, atomically (concurrent API processes each
@@ -15,7 +15,7 @@ WITH attempt AS (
     SELECT subject,
            CASE WHEN starts_with(subject, 'address:') THEN %(address_limit)s::integer
                 ELSE %(account_limit)s::integer END AS max_failures
-    FROM unnest(%(subjects)s::text[]) AS subject
+    FROM unnest(%(subjects)b::text[]) AS subject
     ORDER BY subject
 )
 INSERT INTO relay.login_throttle AS t (subject, failures, window_started, blocked_until, strikes, updated_at)
