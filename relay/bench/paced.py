@@ -141,9 +141,10 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
         pass  # start the receiver's first window now
     sending = asyncio.create_task(sender.run(args.soak_rate, args.soak))
     minutes: list[dict[str, Any]] = []
-    print("min  ingest/s  ingest_p95_ms  delivered/s  delivery_p95_ms  deliveries_MB(heap+idx)  "
+    print("at_s  ingest/s  ingest_p95_ms  delivered/s  delivery_p95_ms  deliveries_MB(heap+idx)  "
           "attempts_MB(heap+idx)  dead_tuples(d/a)  cpu_busy_%  checkpoints  autovacuums", flush=True)
-    window_started, seen = time.perf_counter(), 0
+    soak_started = window_started = time.perf_counter()
+    seen = 0
     busy_before = machine_busy()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         counters_before = server_counters(conn)
@@ -167,7 +168,8 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
         window_started = now
         d, a = sizes.get("deliveries", (0, 0, 0, 0)), sizes.get("attempts", (0, 0, 0, 0))
         row = {
-            "minute": minute,
+            "minute": minute,  # the interval's number (minutes with the default --soak-every 60)
+            "end_s": round(now - soak_started),
             "ingest_per_s": round(len(latencies) / elapsed, 1),
             "ingest_p95_ms": round(percentile(latencies, 0.95), 1),
             "delivered_per_s": round(window.received / elapsed, 1),
@@ -180,10 +182,14 @@ async def soak(args: argparse.Namespace, session: aiohttp.ClientSession, api: st
             "deliveries_autovacuums": autovacuums,
         }
         minutes.append(row)
-        print(f"{minute:>3}  {row['ingest_per_s']:>8}  {row['ingest_p95_ms']:>13}  {row['delivered_per_s']:>11}  "
+        print(f"{row['end_s']:>4}  {row['ingest_per_s']:>8}  {row['ingest_p95_ms']:>13}  {row['delivered_per_s']:>11}  "
               f"{row['delivery_p95_ms']:>15}  {_mb(d[0]):>10}+{_mb(d[1]):<12}  {_mb(a[0]):>9}+{_mb(a[1]):<11}  "
               f"{d[3]}/{a[3]}  {row['cpu_busy_pct']:>10}  {checkpoints:>11}  {autovacuums:>11}", flush=True)
     await sending
+    if sender.behind:
+        ran = time.perf_counter() - soak_started
+        print(f"the soak ran {ran:.0f} s, not {args.soak:g}: {sender.behind} sends started late because too many "
+              f"requests were still unanswered (this machine could not take {args.soak_rate:g} events/s)", flush=True)
     full = [m for m in minutes if m["ingest_per_s"] > 0]
     steady = full[1:] or full  # the first minute includes the start-up
 

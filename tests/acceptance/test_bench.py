@@ -83,12 +83,14 @@ def test_soak_prints_a_line_per_interval_with_sizes_cpu_and_server_activity(conn
     assert figures["soak_errors"] == 0 and figures["soak_events_answered"] == 300
     rows = figures["soak_minutes"]
     assert len(rows) == 3, rows
+    ends = [row["end_s"] for row in rows]  # seconds since the soak started, not minutes: every 2 s here
+    assert ends == sorted(set(ends)) and 1 <= ends[0] <= 4 and ends[-1] >= 5, ends
     for row in rows:
         assert 20 <= row["ingest_per_s"] <= 80, row  # 50/s paced, measured over a 2 s window
         assert row["ingest_p95_ms"] > 0 and row["deliveries_mb"][1] > 0  # its indexes: 0.1 MB and more
         assert 0 < row["cpu_busy_pct"] <= 100 and row["checkpoints"] >= 0 and row["deliveries_autovacuums"] >= 0
     assert sum(row["delivered_per_s"] for row in rows) > 0
-    assert "cpu_busy_%" in result.stdout and "checkpoints" in result.stdout
+    assert "cpu_busy_%" in result.stdout and "checkpoints" in result.stdout and "at_s" in result.stdout
     assert figures["cpu_ms_per_event"]["total"] > 0
     assert not bench_database_exists(conninfo)
 
