@@ -89,6 +89,7 @@ class Settings:
     dispatch_concurrency: int = field(default=256, metadata=env("RELAY_DISPATCH_CONCURRENCY", _whole(1)))
     claim_batch_size: int = field(default=256, metadata=env("RELAY_CLAIM_BATCH_SIZE", _whole(1)))
     poll_interval_seconds: float = field(default=1.0, metadata=env("RELAY_POLL_INTERVAL", _poll_interval))
+    dispatch_pacing_ms: int = field(default=20, metadata=env("RELAY_DISPATCH_PACING_MS", _whole(0, 1000)))
     lease_margin_seconds: float = field(default=30.0, metadata=env("RELAY_LEASE_MARGIN", _duration))
     endpoint_max_in_flight: int = field(default=64, metadata=env("RELAY_ENDPOINT_MAX_IN_FLIGHT", _whole(1, 1000)))
     max_lost_attempts: int = field(default=3, metadata=env("RELAY_MAX_LOST_ATTEMPTS", _whole(1, 100)))

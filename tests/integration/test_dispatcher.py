@@ -1,22 +1,31 @@
-"""The dispatcher on a real database: leases come back, late results lose the race, SIGTERM drains."""
+"""The dispatcher on a real database: leases come back, late results lose the race, SIGTERM drains, pacing."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
+from relay.db.admin import create_database, drop_database
+from relay.db.events import insert_events
+from relay.db.migrate import migrate
 from relay.db.pool import open_pool
 from relay.db.rollups import empty_buckets, rollup_params
 from relay.db.sql import queries
+from relay.db.tenants import create_tenant
 from relay.delivery.dispatcher import Dispatcher
 from relay.delivery.outcome import AttemptResult
 from relay.delivery.recording import CircuitSettings, Outcome, endpoint_params, record_params
 from relay.delivery.sender import Claim, Sender
 from relay.states import DeliveryState
 from relay.urlguard import AddressPolicy, parse_networks
+from tests.conftest import _server_url
 from tests.integration.test_ingest import add_endpoint, event, ingest
 from tests.receiver import Receiver
 
@@ -141,3 +150,97 @@ def test_one_impossible_row_does_not_stop_the_rescue_of_the_others(conninfo, db,
         "SELECT event_id, state::text, attempts, lost_attempts FROM relay.deliveries WHERE endpoint_id = %s",
         (endpoint,))}
     assert rows[odd.id] == ("pending", 0, 1) and rows[normal.id] == ("pending", 0, 1)
+
+
+class ClaimLog(Dispatcher):
+    """The real dispatcher, noting when each claim started, what it asked for and how many it got."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.claims: list[tuple[float, int, int]] = []
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        started = time.monotonic()
+        claims = await super()._claim(limit)
+        self.claims.append((started, limit, len(claims)))
+        return claims
+
+
+async def _trickle_and_deliver(conninfo: str, tenant_id: str, events: int, pacing: float,
+                               delivered: Callable[[], bool]) -> ClaimLog:
+    """Ingest `events` one at a time, as fast as they go, while a dispatcher delivers them; return its claim log."""
+    pool = await open_pool(conninfo, max_size=2)
+    dispatcher = ClaimLog(
+        pool, conninfo, Sender(max_connections=64, response_body_limit=100, policy=LOOPBACK),
+        retry_schedule=(1.0,), concurrency=64, claim_batch_size=64, poll_interval=1.0, lease_margin=30,
+        pacing=pacing,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            for _ in range(events):
+                await insert_events(conn, tenant_id, [event("a.b")])
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(delivered):
+            assert time.monotonic() < deadline, "the dispatcher did not deliver every event in time"
+            await asyncio.sleep(0.05)  # polling interval with a bound
+    finally:
+        stop.set()
+        await task
+        await pool.close()
+    return dispatcher
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    """A migrated database of the test's own: the claim serves every tenant, and other tests leave failing
+    endpoints retrying in the shared one (whose attempts, at their cap, would end the pacing pauses)."""
+    server, name = _server_url(), f"relay_pacing_{uuid.uuid4().hex[:10]}"
+    url = create_database(server, name, fresh=True)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_database(server, name)
+
+
+def _gaps_after_short_claims(conninfo: str, events: int, pacing: float, **endpoint: int) -> list[float]:
+    """Deliver `events` trickled one by one to a receiver through an endpoint with the given settings;
+    return the seconds from each claim that came back short to the start of the next one."""
+    with psycopg.connect(conninfo, autocommit=True) as db, Receiver() as receiver:
+        tenant_id, _ = create_tenant(db, "pacing")
+        endpoint_id = add_endpoint(db, tenant_id)
+        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
+        for column, value in endpoint.items():
+            db.execute(f"UPDATE relay.endpoints SET {column} = %s WHERE id = %s", (value, endpoint_id))
+
+        def all_sent() -> bool:
+            return db.execute("SELECT count(*) FROM relay.deliveries WHERE endpoint_id = %s AND state = 'succeeded'",
+                              (endpoint_id,)).fetchone()[0] == events
+
+        log = asyncio.run(_trickle_and_deliver(conninfo, tenant_id, events, pacing, all_sent))
+        assert len(receiver.received()) == events
+    assert len(log.claims) < events, len(log.claims)  # several deliveries per claim
+    return [b[0] - a[0] for a, b in zip(log.claims, log.claims[1:], strict=False) if a[2] < a[1]]
+
+
+def test_light_traffic_is_claimed_at_the_pacing_interval_not_once_per_event(own_database: str) -> None:
+    # Events trickling in one by one each woke a claim of their own (and each outcome a recording of its
+    # own): two statements per event, whatever the rate. With pacing, a claim that came back short is
+    # followed by the next no sooner than the pacing interval after it started. The endpoint has a
+    # healthy endpoint's adaptive level, far from its cap (a new one starts at 4 and grows).
+    pacing = 0.05
+    gaps = _gaps_after_short_claims(own_database, 120, pacing, concurrency_level=64)
+    assert len(gaps) >= 5, gaps
+    assert min(gaps) >= pacing * 0.95, sorted(gaps)[:5]
+
+
+def test_an_endpoint_at_its_cap_is_not_paced(own_database: str) -> None:
+    # While an endpoint's in-flight cap binds, its next claim is what frees its queue: no pacing then,
+    # or a drain to a capped endpoint would go one claim per pacing interval. The interval here is long
+    # (1 s) so that pacing, if it applied, could not be mistaken for anything else.
+    pacing = 1.0
+    gaps = _gaps_after_short_claims(own_database, 60, pacing, max_in_flight=2, concurrency_level=2)
+    quick = [gap for gap in gaps if gap < pacing * 0.9]
+    assert len(quick) >= 10, sorted(gaps)  # 60 deliveries, 2 at a time: claims followed each other at once
