@@ -88,6 +88,12 @@ class Dispatcher:
         self._unrecorded: Counter[tuple[str, str]] = Counter()
         self._no_claim_running = asyncio.Event()
         self._no_claim_running.set()
+        # ... and a claim waits until no recording is running. A claim and a recording at the same moment
+        # each work in their own snapshot: the recording of a FIFO endpoint's delivery looks for the next one
+        # to hand over while the claim, still seeing the first in flight, holds that next one behind it —
+        # and nothing released it (release_fifo_heads, run by the poll, now repairs what other workers cause).
+        self._no_record_running = asyncio.Event()
+        self._no_record_running.set()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self.sent = 0
@@ -180,9 +186,10 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[Claim]:
         """Claim due deliveries; return those to send now (the others were held, made to wait or left due)."""
         async with self._pool.connection() as conn:
+            await _until_set(self._no_record_running)
+            self._no_claim_running.clear()  # no await since the wait: no recording can start in between
             credit = [(key, n) for key, n in self._unrecorded.items() if n > 0]
             cursor = conn.cursor(row_factory=dict_row)
-            self._no_claim_running.clear()
             try:
                 await cursor.execute(
                     queries["claim_due_deliveries"],
@@ -208,6 +215,8 @@ class Dispatcher:
                 queries["rescue_lost_attempts"], {"max_lost": self._max_lost, "empty_buckets": empty_buckets()}
             )
             rescued = await cursor.fetchall()
+            await cursor.execute(queries["release_fifo_heads"])
+            released = await cursor.fetchall()
             dead = [row for row in rescued if row["state"] == DeliveryState.DEAD]
             if dead and self._operator_webhooks:
                 await operator.emit(conn, operator.DELIVERY_DEAD, [
@@ -219,6 +228,9 @@ class Dispatcher:
         if rescued:
             log.warning("dispatcher.lost_attempts", rescued=len(rescued), dead=len(dead),
                         delivery_ids=[r["delivery_id"] for r in rescued[:20]])
+            self._wake.set()
+        if released:
+            log.info("dispatcher.fifo_released", delivery_ids=[r["id"] for r in released[:20]])
             self._wake.set()
 
     async def _attempt(self, claim: Claim) -> None:
@@ -283,7 +295,8 @@ class Dispatcher:
         while True:
             try:
                 async with self._pool.connection() as conn:
-                    await self._no_claim_running.wait()
+                    await _until_set(self._no_claim_running)
+                    self._no_record_running.clear()
                     self._take_credit(batch, -1)  # no await since the wait: no claim can start in between
                     try:
                         await write_outcomes(conn, batch, self._circuit, operator_webhooks=self._operator_webhooks,
@@ -291,6 +304,8 @@ class Dispatcher:
                     except BaseException:
                         self._take_credit(batch, +1)  # not given back after all
                         raise
+                    finally:
+                        self._no_record_running.set()
                 self._wake.set()  # their slots are free again: more may be claimed now
                 if any(_at_cap(outcome.claim) for outcome in batch):
                     self._capped_slot_back.set()  # a capped endpoint's slots, or a FIFO endpoint's next one
@@ -324,6 +339,13 @@ class Dispatcher:
 def _at_cap(claim: Claim) -> bool:
     """Whether the claim filled its endpoint's in-flight cap (relay.concurrency_cap; FIFO: one at a time)."""
     return claim.fifo or claim.in_flight >= max(1, int(claim.concurrency_level))
+
+
+async def _until_set(event: asyncio.Event) -> None:
+    """Wait until `event` is set and still set when this task runs again (Event.wait() returns once it was set,
+    even if another task cleared it before this one was scheduled)."""
+    while not event.is_set():
+        await event.wait()
 
 
 async def _first_of(*events: asyncio.Event, timeout: float) -> None:

@@ -156,6 +156,26 @@ RETURNING x.action, d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id,
           CASE WHEN ep.previous_secret_expires_at > now() THEN ep.previous_secret END AS previous_secret,
           ep.legacy_signature, ep.headers, ep.timeout_ms, x.retry_schedule, ep.fifo, ev.body;
 
+-- name: release_fifo_heads
+-- A FIFO endpoint's oldest open delivery held 'fifo' has nothing before it to wait for: let
+-- it go. The recording hands a FIFO endpoint's next delivery over when it records the one
+-- before it; but a claim running at the same moment, in its own snapshot, still saw that one
+-- in flight and held the next behind it, after the recording had looked for it and found it
+-- not held yet. Nothing would ever have released it. Each worker's poll runs this.
+UPDATE relay.deliveries d
+SET held_by = NULL, next_attempt_at = now(), updated_at = now()
+FROM relay.endpoints ep
+CROSS JOIN LATERAL (
+    SELECT o.id, o.held_by FROM relay.deliveries o
+    WHERE o.tenant_id = ep.tenant_id AND o.endpoint_id = ep.id
+      AND o.state IN ('pending', 'retrying', 'delivering')
+    ORDER BY o.seq
+    LIMIT 1
+) AS head
+WHERE ep.fifo AND d.tenant_id = ep.tenant_id AND d.id = head.id AND head.held_by = 'fifo'
+  AND d.state IN ('pending', 'retrying') AND d.held_by = 'fifo'
+RETURNING d.tenant_id, d.endpoint_id, d.id;
+
 -- name: rescue_lost_attempts
 -- Give back deliveries whose lease ran out: the worker sending them died or was killed,
 -- so Relay lost the attempt. It is logged (lost, error class lease_expired) but does not

@@ -109,3 +109,22 @@ def test_pause_holds_then_resume_releases_oldest_first(client: httpx.Client) -> 
     # Three a second: each group of three arrivals is the next three events in order.
     assert [set(arrived[i:i + 3]) for i in (0, 3, 6)] == [set(ids[i:i + 3]) for i in (0, 3, 6)]
     assert Counter(arrived) == Counter(ids)
+
+
+def test_fifo_keeps_going_when_events_arrive_one_by_one_as_fast_as_they_can(client: httpx.Client) -> None:
+    # Each delivery's recording hands the endpoint's next one over. A claim running at the same moment
+    # held that next one behind the one being recorded, after the recording had looked: the endpoint
+    # stopped for good after a few deliveries (seen with one worker and with two).
+    arrivals: list[int] = []
+
+    async def note(request: Received):
+        arrivals.append(int(request.body.split(b'"n":')[1].split(b"}")[0]))
+        return 200, {}, b"ok"
+
+    count = 40
+    with Receiver(note) as receiver:
+        add_endpoint(client, receiver.url(), fifo=True)
+        for i in range(count):
+            send_event(client, payload={"n": i})
+        wait_until(lambda: len(receiver.received()) >= count, timeout=60, what="every event, in order")
+    assert arrivals == list(range(count)), arrivals
