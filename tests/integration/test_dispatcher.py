@@ -32,6 +32,16 @@ from tests.receiver import Receiver
 LOOPBACK = AddressPolicy(parse_networks("127.0.0.0/8"))
 
 
+def only_endpoint(db: psycopg.Connection, tenant_id: str, url: str = "http://127.0.0.1:9/", **columns) -> str:
+    """The tenant's only enabled endpoint, at `url`, with the given columns set; return its id."""
+    db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
+    endpoint_id = add_endpoint(db, tenant_id)
+    db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (url, endpoint_id))
+    for column, value in columns.items():
+        db.execute(f"UPDATE relay.endpoints SET {column} = %s WHERE id = %s", (value, endpoint_id))
+    return endpoint_id
+
+
 def claim_all(db: psycopg.Connection, lease_margin: float) -> list[Claim]:
     rows = db.cursor(row_factory=dict_row).execute(
         queries["claim_due_deliveries"],
@@ -73,9 +83,7 @@ async def run_dispatcher_until(conninfo: str, done) -> None:
 def test_claim_of_a_dead_worker_comes_back_after_its_lease(conninfo, db, tenant) -> None:
     tenant_id, _ = tenant
     with Receiver() as receiver:
-        db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
-        endpoint_id = add_endpoint(db, tenant_id)
-        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
+        endpoint_id = only_endpoint(db, tenant_id, receiver.url())
         [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
         # A worker claims it and dies: its lease (timeout + margin) is already over.
         mine = [c for c in claim_all(db, lease_margin=-3600) if c.event_id == accepted.id]
@@ -126,9 +134,7 @@ def test_stop_finishes_in_flight_attempts_and_records_them(conninfo, db, tenant)
         return 200, {}, b""
 
     with Receiver(slow) as receiver:
-        db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
-        endpoint_id = add_endpoint(db, tenant_id)
-        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
+        only_endpoint(db, tenant_id, receiver.url())
         [accepted] = ingest(conninfo, tenant_id, [event("a.b")])
         # Stop as soon as the receiver has the request: the attempt is then in flight.
         asyncio.run(run_dispatcher_until(conninfo, lambda: len(receiver.received()) == 1))
@@ -210,10 +216,7 @@ def _gaps_after_short_claims(conninfo: str, events: int, pacing: float, **endpoi
     return the seconds from each claim that came back short to the start of the next one."""
     with psycopg.connect(conninfo, autocommit=True) as db, Receiver() as receiver:
         tenant_id, _ = create_tenant(db, "pacing")
-        endpoint_id = add_endpoint(db, tenant_id)
-        db.execute("UPDATE relay.endpoints SET url = %s WHERE id = %s", (receiver.url(), endpoint_id))
-        for column, value in endpoint.items():
-            db.execute(f"UPDATE relay.endpoints SET {column} = %s WHERE id = %s", (value, endpoint_id))
+        endpoint_id = only_endpoint(db, tenant_id, receiver.url(), **endpoint)
 
         def all_sent() -> bool:
             return db.execute("SELECT count(*) FROM relay.deliveries WHERE endpoint_id = %s AND state = 'succeeded'",
@@ -251,9 +254,7 @@ def test_a_fifo_head_held_behind_nothing_is_released_by_the_poll(conninfo, db, t
     # before it finished, and it is still held 'fifo'. The poll lets it go.
     tenant_id, _ = tenant
     with Receiver() as receiver:
-        db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
-        endpoint_id = add_endpoint(db, tenant_id)
-        db.execute("UPDATE relay.endpoints SET url = %s, fifo = true WHERE id = %s", (receiver.url(), endpoint_id))
+        only_endpoint(db, tenant_id, receiver.url(), fifo=True)
         first, second = ingest(conninfo, tenant_id, [event("a.b"), event("a.b")])
         db.execute("UPDATE relay.deliveries SET state = 'succeeded', attempts = 1, next_attempt_at = NULL,"
                    " completed_at = now() WHERE event_id = %s", (first.id,))
@@ -266,12 +267,10 @@ def test_a_fifo_head_held_behind_nothing_is_released_by_the_poll(conninfo, db, t
 def test_a_fifo_delivery_held_behind_an_open_one_stays_held(conninfo, db, tenant) -> None:
     # The repair lets go only a head: one behind a delivery still open waits for it.
     tenant_id, _ = tenant
-    db.execute("UPDATE relay.endpoints SET enabled = false WHERE tenant_id = %s", (tenant_id,))
-    endpoint_id = add_endpoint(db, tenant_id)
-    db.execute("UPDATE relay.endpoints SET fifo = true WHERE id = %s", (endpoint_id,))
+    only_endpoint(db, tenant_id, fifo=True)
     first, second = ingest(conninfo, tenant_id, [event("a.b"), event("a.b")])
-    db.execute("UPDATE relay.deliveries SET state = 'retrying', attempts = 1, next_attempt_at = now() + interval '1 hour'"
-               " WHERE event_id = %s", (first.id,))
+    db.execute("UPDATE relay.deliveries SET state = 'retrying', attempts = 1,"
+               " next_attempt_at = now() + interval '1 hour' WHERE event_id = %s", (first.id,))
     db.execute("UPDATE relay.deliveries SET held_by = 'fifo', next_attempt_at = 'infinity' WHERE event_id = %s",
                (second.id,))
     released = db.execute(queries["release_fifo_heads"]).fetchall()
