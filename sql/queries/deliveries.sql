@@ -162,17 +162,24 @@ RETURNING x.action, d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id,
 -- before it; but a claim running at the same moment, in its own snapshot, still saw that one
 -- in flight and held the next behind it, after the recording had looked for it and found it
 -- not held yet. Nothing would ever have released it. Each worker's poll runs this.
+WITH heads AS MATERIALIZED (
+    -- Each FIFO endpoint's oldest open delivery, one index descent each; then those rows by their
+    -- physical address (a row changed meanwhile no longer matches it, and is left to the next poll).
+    SELECT head.id, head.row_id
+    FROM relay.endpoints ep
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.ctid AS row_id, o.held_by FROM relay.deliveries o
+        WHERE o.tenant_id = ep.tenant_id AND o.endpoint_id = ep.id
+          AND o.state IN ('pending', 'retrying', 'delivering')
+        ORDER BY o.seq
+        LIMIT 1
+    ) AS head
+    WHERE ep.fifo AND head.held_by = 'fifo'
+)
 UPDATE relay.deliveries d
 SET held_by = NULL, next_attempt_at = now(), updated_at = now()
-FROM relay.endpoints ep
-CROSS JOIN LATERAL (
-    SELECT o.id, o.held_by FROM relay.deliveries o
-    WHERE o.tenant_id = ep.tenant_id AND o.endpoint_id = ep.id
-      AND o.state IN ('pending', 'retrying', 'delivering')
-    ORDER BY o.seq
-    LIMIT 1
-) AS head
-WHERE ep.fifo AND d.tenant_id = ep.tenant_id AND d.id = head.id AND head.held_by = 'fifo'
+FROM heads h
+WHERE d.ctid = h.row_id AND d.id = h.id
   AND d.state IN ('pending', 'retrying') AND d.held_by = 'fifo'
 RETURNING d.tenant_id, d.endpoint_id, d.id;
 
@@ -359,7 +366,7 @@ WITH outcome AS (
     SET held_by = NULL, next_attempt_at = now(), updated_at = now()
     FROM unnest(%(fifo_tenant_ids)b::text[], %(fifo_endpoint_ids)b::text[]) AS f (tenant_id, endpoint_id)
     CROSS JOIN LATERAL (
-        SELECT o.id, o.held_by FROM relay.deliveries o
+        SELECT o.id, o.ctid AS row_id, o.held_by FROM relay.deliveries o
         WHERE o.tenant_id = f.tenant_id AND o.endpoint_id = f.endpoint_id
           AND o.state IN ('pending', 'retrying', 'delivering')
           AND o.id NOT IN (SELECT m.id FROM moved m WHERE m.state IN ('succeeded', 'dead'))
