@@ -159,9 +159,10 @@ RETURNING x.action, d.id AS delivery_id, d.tenant_id, d.event_id, d.endpoint_id,
 -- name: release_fifo_heads
 -- A FIFO endpoint's oldest open delivery held 'fifo' has nothing before it to wait for: let
 -- it go. The recording hands a FIFO endpoint's next delivery over when it records the one
--- before it; but a claim running at the same moment, in its own snapshot, still saw that one
--- in flight and held the next behind it, after the recording had looked for it and found it
--- not held yet. Nothing would ever have released it. Each worker's poll runs this.
+-- before it; but a claim (of another worker) or an ingest running at the same moment, in its
+-- own snapshot, still saw that one open and held the next behind it, after the recording had
+-- looked for it and found it not held (or not there) yet. Nothing would ever have released it.
+-- Each worker's poll runs this.
 WITH heads AS MATERIALIZED (
     -- Each FIFO endpoint's oldest open delivery, one index descent each; then those rows by their
     -- physical address (a row changed meanwhile no longer matches it, and is left to the next poll).
