@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -59,25 +60,29 @@ def state_of(db: psycopg.Connection, event_id: str) -> tuple[str, int]:
     return db.execute("SELECT state::text, attempts FROM relay.deliveries WHERE event_id = %s", (event_id,)).fetchone()
 
 
-async def run_dispatcher_until(conninfo: str, done) -> None:
+async def run_dispatcher_until(conninfo: str, done: Callable[[], bool], *, kind: type[Dispatcher] = Dispatcher,
+                               feed: Callable[[], Awaitable[None]] | None = None, timeout: float = 15.0,
+                               **settings: Any) -> Dispatcher:
+    """Run a dispatcher (of class `kind`, with `settings` over small defaults) while `feed` runs, until `done`."""
+    settings = {"retry_schedule": (1.0,), "concurrency": 8, "claim_batch_size": 8, "poll_interval": 0.1,
+                "lease_margin": 30, **settings}
     pool = await open_pool(conninfo, max_size=2)
-    dispatcher = Dispatcher(
-        pool, conninfo, Sender(max_connections=8, response_body_limit=100, policy=LOOPBACK),
-        retry_schedule=(1.0,), concurrency=8, claim_batch_size=8, poll_interval=0.1, lease_margin=30,
-    )
+    sender = Sender(max_connections=settings["concurrency"], response_body_limit=100, policy=LOOPBACK)
+    dispatcher = kind(pool, conninfo, sender, **settings)
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
-        for _ in range(300):
-            if await asyncio.to_thread(done):
-                break
+        if feed is not None:
+            await feed()
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(done):
+            assert time.monotonic() < deadline, "dispatcher did not finish the work in time"
             await asyncio.sleep(0.05)  # polling interval with a bound
-        else:
-            raise AssertionError("dispatcher did not finish the work in time")
     finally:
         stop.set()
         await task
         await pool.close()
+    return dispatcher
 
 
 def test_claim_of_a_dead_worker_comes_back_after_its_lease(conninfo, db, tenant) -> None:
@@ -172,32 +177,6 @@ class ClaimLog(Dispatcher):
         return claims
 
 
-async def _trickle_and_deliver(conninfo: str, tenant_id: str, events: int, pacing: float,
-                               delivered: Callable[[], bool]) -> ClaimLog:
-    """Ingest `events` one at a time, as fast as they go, while a dispatcher delivers them; return its claim log."""
-    pool = await open_pool(conninfo, max_size=2)
-    dispatcher = ClaimLog(
-        pool, conninfo, Sender(max_connections=64, response_body_limit=100, policy=LOOPBACK),
-        retry_schedule=(1.0,), concurrency=64, claim_batch_size=64, poll_interval=1.0, lease_margin=30,
-        pacing=pacing,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop))
-    try:
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-            for _ in range(events):
-                await insert_events(conn, tenant_id, [event("a.b")])
-        deadline = time.monotonic() + 60
-        while not await asyncio.to_thread(delivered):
-            assert time.monotonic() < deadline, "the dispatcher did not deliver every event in time"
-            await asyncio.sleep(0.05)  # polling interval with a bound
-    finally:
-        stop.set()
-        await task
-        await pool.close()
-    return dispatcher
-
-
 @pytest.fixture
 def own_database() -> Iterator[str]:
     """A migrated database of the test's own: the claim serves every tenant, and other tests leave failing
@@ -222,7 +201,14 @@ def _gaps_after_short_claims(conninfo: str, events: int, pacing: float, **endpoi
             return db.execute("SELECT count(*) FROM relay.deliveries WHERE endpoint_id = %s AND state = 'succeeded'",
                               (endpoint_id,)).fetchone()[0] == events
 
-        log = asyncio.run(_trickle_and_deliver(conninfo, tenant_id, events, pacing, all_sent))
+        async def trickle() -> None:  # one event at a time, as fast as they go
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                for _ in range(events):
+                    await insert_events(conn, tenant_id, [event("a.b")])
+
+        log = asyncio.run(run_dispatcher_until(conninfo, all_sent, kind=ClaimLog, feed=trickle, timeout=60,
+                                               concurrency=64, claim_batch_size=64, poll_interval=1.0, pacing=pacing))
+        assert isinstance(log, ClaimLog)
         assert len(receiver.received()) == events
     assert len(log.claims) < events, len(log.claims)  # several deliveries per claim
     return [b[0] - a[0] for a, b in zip(log.claims, log.claims[1:], strict=False) if a[2] < a[1]]
