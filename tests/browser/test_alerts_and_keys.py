@@ -169,6 +169,9 @@ def test_an_anomaly_found_by_the_scan_is_shown_then_resolved(page: Page, account
         for n in range(2):
             assert api.post("/v1/events", json={"type": "order.paid", "payload": {"n": n}}).status_code == 202
         wait_until(lambda: len(receiver.received()) >= 6, timeout=30, what="six failed attempts")
+        # Received is not yet recorded (the worker records outcomes in batches, after the exchange).
+        wait_until(lambda: api.get("/v1/stats").json()["deliveries_today"]["attempts"] >= 6, timeout=30,
+                   what="six attempts recorded")
         run_scan(conninfo, window_seconds=300)
 
         sign_in(page, account)
